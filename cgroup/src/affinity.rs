@@ -1,0 +1,62 @@
+//! CPU affinity of processes, as `CpuList`s.
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+use crate::CpuList;
+
+/// Errors reading or setting a CPU affinity mask.
+#[derive(Debug, thiserror::Error)]
+pub enum AffinityError {
+    #[error("failed to read the CPU affinity of pid {pid}")]
+    Get {
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("failed to set the CPU affinity of pid {pid} to {cpus}")]
+    Set {
+        pid: i32,
+        cpus: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("CPU {cpu} cannot be expressed in an affinity mask")]
+    OutOfRange { cpu: u32 },
+}
+
+/// The affinity of `pid` (0 = the calling thread).
+pub fn get(pid: i32) -> Result<CpuList, AffinityError> {
+    let set = sched_getaffinity(Pid::from_raw(pid))
+        .map_err(|source| AffinityError::Get { pid, source })?;
+    Ok((0..CpuSet::count() as u32)
+        .filter(|&cpu| set.is_set(cpu as usize).unwrap_or(false))
+        .collect())
+}
+
+/// Sets the affinity of `pid` (0 = the calling thread).
+pub fn set(pid: i32, cpus: &CpuList) -> Result<(), AffinityError> {
+    let mut set = CpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu as usize)
+            .map_err(|_| AffinityError::OutOfRange { cpu })?;
+    }
+    sched_setaffinity(Pid::from_raw(pid), &set).map_err(|source| AffinityError::Set {
+        pid,
+        cpus: cpus.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_affinity_round_trips() {
+        let mine = get(0).expect("own affinity");
+        assert!(!mine.is_empty());
+        set(0, &mine).expect("setting the same mask");
+        assert_eq!(get(0).expect("again"), mine);
+    }
+}

@@ -1,0 +1,18 @@
+//! cgroup details that youki's libcgroups does not cover: CPU lists in cgroup
+//! format, the caller's CPU affinity and cpuset, and whether the caller may
+//! write to its own cgroups (delegation), on v1, v2 and hybrid hosts.
+//!
+//! Everything that reads cgroupfs or procfs takes a root path so tests can
+//! point it at a temporary tree.
+
+pub mod affinity;
+pub mod caller;
+pub mod cpulist;
+pub mod delegation;
+pub mod mode;
+
+pub use affinity::AffinityError;
+pub use caller::{CallerCgroups, CallerError};
+pub use cpulist::{CpuList, CpuListError};
+pub use delegation::Delegation;
+pub use mode::CgroupMode;

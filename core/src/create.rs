@@ -1,0 +1,317 @@
+//! `create`: bundle -> pipeline -> libcontainer, leaving nothing behind on error.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use pinc_cgroup::{affinity, CpuList};
+
+use crate::bundle::{self, Bundle};
+use crate::error::{Error, Result};
+use crate::lock::IdLock;
+use crate::pipeline::{Context, Pipeline};
+use crate::rootless::{self, Mode, RootlessFlag};
+use crate::sidecar::Sidecar;
+use crate::{id, RuntimeRoot};
+
+/// Everything `create` (and `run`) takes from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub systemd_cgroup: bool,
+    pub rootless: RootlessFlag,
+    /// `false` for `run` in the foreground (the caller waits on the container).
+    pub detach: bool,
+}
+
+/// A created container, as the caller needs it next.
+#[derive(Debug)]
+pub struct Created {
+    pub container: Container,
+    pub init_pid: i32,
+    pub sidecar: Sidecar,
+}
+
+/// The final spec, kept in the container dir when it differs from the bundle's.
+pub const FINAL_SPEC: &str = "config.json";
+
+/// Annotation/env that asks for cgroup limits to be enforced or refused.
+const REQUIRE_CGROUPS: (&str, &str) = ("pinc.io/require-cgroups", "PINC_REQUIRE_CGROUPS");
+
+/// Reads a boolean request from the spec's annotations, then its process env.
+fn requested(spec: &Spec, (annotation, env): (&str, &str)) -> bool {
+    let truthy = |v: &str| matches!(v.trim(), "1" | "true" | "yes" | "on");
+    if let Some(v) = spec.annotations().as_ref().and_then(|a| a.get(annotation)) {
+        return truthy(v);
+    }
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env_list| {
+            env_list
+                .iter()
+                .rev()
+                .find_map(|kv| kv.strip_prefix(env).and_then(|r| r.strip_prefix('=')))
+        })
+        .is_some_and(truthy)
+}
+
+/// Gives containers without a cgroupsPath pinc's own default, not libcontainer's
+/// ":youki:<id>".
+fn default_cgroups_path(spec: &mut Spec, id: &str, systemd: bool) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    if linux.cgroups_path().is_none() {
+        let path = if systemd {
+            format!("system.slice:pinc:{id}")
+        } else {
+            format!("/pinc/{id}")
+        };
+        linux.set_cgroups_path(Some(PathBuf::from(path)));
+        spec.set_linux(Some(linux));
+    }
+}
+
+fn spec_cpus(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()?
+        .resources()
+        .as_ref()?
+        .cpu()
+        .as_ref()?
+        .cpus()
+        .clone()
+}
+
+/// Creates a container. On any error, no state dir, cgroup, staged spec,
+/// pid file or lock file is left behind.
+pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> Result<Created> {
+    id::validate(&opts.id)?;
+    let Bundle { path: bundle, spec } = bundle::load(&opts.bundle)?;
+    let lock = IdLock::acquire(root, &opts.id)?;
+    let dir = root.container_dir(&opts.id);
+    if dir.exists() {
+        return Err(Error::IdInUse {
+            id: opts.id.clone(),
+        });
+    }
+    let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
+    match create_locked(root, opts, pipeline, &bundle, spec) {
+        Ok(created) => Ok(created),
+        Err(err) => {
+            cleanup(&dir);
+            if let (Some(pid_file), false) = (&opts.pid_file, pid_file_existed) {
+                let _ = fs::remove_file(pid_file);
+            }
+            lock.remove();
+            Err(err)
+        }
+    }
+}
+
+fn create_locked(
+    root: &RuntimeRoot,
+    opts: &CreateOptions,
+    pipeline: &Pipeline,
+    bundle: &Path,
+    spec: Spec,
+) -> Result<Created> {
+    let mode = rootless::decide(opts.rootless);
+    let loaded = spec.clone();
+    let ctx = Context {
+        id: &opts.id,
+        bundle,
+        root: root.path(),
+        rootless: mode != Mode::Root,
+    };
+    let mut spec = pipeline.run(spec, &ctx)?;
+    let stages_changed = spec != loaded;
+    default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
+
+    // Keep the caller's affinity unless the spec pins CPUs: joining a cpuset
+    // cgroup resets affinity, which would undo Slurm's or mpirun's binding.
+    let planned_cpus = spec_cpus(&spec);
+    let affinity_target: Option<CpuList> = match &planned_cpus {
+        None => Some(affinity::get(0)?),
+        Some(cpus) if matches!(mode, Mode::Sandbox { .. }) => cpus.parse().ok(),
+        Some(_) => None,
+    };
+
+    let sandbox = if let Mode::Sandbox { dir } = &mode {
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
+        let require = requested(&spec, REQUIRE_CGROUPS);
+        rootless::adapt_spec(&mut spec, uid, gid, dir, require)?;
+        rootless::enter_new(uid, gid)?;
+        true
+    } else {
+        false
+    };
+
+    // libcontainer reads <bundle>/config.json; stage the final spec when it
+    // differs from the caller's file, and give the state the caller's bundle.
+    let staged = if spec == loaded {
+        None
+    } else {
+        Some(stage_spec(root, &opts.id, &spec)?)
+    };
+    let result = build(root, opts, staged.as_deref().unwrap_or(bundle), bundle);
+    let mut container = match result {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(dir) = &staged {
+                let _ = fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+    };
+    if let Some(dir) = &staged {
+        // Keep the final spec beside the state: exec reads it (see exec.rs).
+        let kept = container.root.join(FINAL_SPEC);
+        let moved = fs::rename(dir.join("config.json"), &kept);
+        let _ = fs::remove_dir_all(dir);
+        moved.map_err(Error::io("failed to keep the final spec", &kept))?;
+        container.state.bundle = bundle.to_path_buf();
+        container.save().map_err(Error::lib(
+            "failed to record the bundle in the container state",
+        ))?;
+    }
+    let init_pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or_else(|| Error::Unsupported("libcontainer returned no init pid".into()))?;
+    if let Some(cpus) = &affinity_target {
+        affinity::set(init_pid, cpus)?;
+    }
+    let sidecar = Sidecar {
+        sandbox,
+        final_spec: staged.is_some(),
+        rootfs: spec.root().as_ref().map(|r| r.path().clone()),
+        affinity: affinity_target.map(|c| c.to_string()),
+        stages: if stages_changed {
+            pipeline
+                .stage_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    sidecar.save(&container.root)?;
+    Ok(Created {
+        container,
+        init_pid,
+        sidecar,
+    })
+}
+
+/// Writes the final spec to a private staging bundle.
+fn stage_spec(root: &RuntimeRoot, id: &str, spec: &Spec) -> Result<PathBuf> {
+    let dir = root.private_dir("staging")?.join(id);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(Error::io("failed to create the staging bundle", &dir))?;
+    let path = dir.join("config.json");
+    let json = serde_json::to_vec(spec).map_err(|source| Error::Json {
+        what: "final spec".into(),
+        source,
+    })?;
+    fs::write(&path, json).map_err(Error::io("failed to write the final spec", &path))?;
+    Ok(dir)
+}
+
+fn build(
+    root: &RuntimeRoot,
+    opts: &CreateOptions,
+    spec_dir: &Path,
+    bundle: &Path,
+) -> Result<Container> {
+    // Relative mount sources are relative to the bundle, as in runc.
+    std::env::set_current_dir(bundle).map_err(Error::io("failed to enter the bundle", bundle))?;
+    ContainerBuilder::new(opts.id.clone(), SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(root.path())
+        .map_err(Error::lib("invalid runtime root"))?
+        .with_pid_file(opts.pid_file.as_ref())
+        .map_err(Error::lib("invalid pid file"))?
+        .with_console_socket(opts.console_socket.as_ref())
+        .with_preserved_fds(opts.preserve_fds)
+        .validate_id()
+        .map_err(Error::lib("invalid container id"))?
+        .as_init(spec_dir)
+        .with_systemd(opts.systemd_cgroup)
+        .with_detach(opts.detach)
+        .with_no_pivot(opts.no_pivot)
+        .build()
+        .map_err(Error::lib(format!(
+            "failed to create container {:?}",
+            opts.id
+        )))
+}
+
+/// Removes a half-made container: its processes, cgroups and state dir.
+pub(crate) fn cleanup(dir: &Path) {
+    if !dir.exists() {
+        return;
+    }
+    if let Ok(mut container) = Container::load(dir.to_path_buf()) {
+        let _ = container.delete(true);
+    }
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_cgroups_reads_annotation_then_env() {
+        let mut spec = Spec::default();
+        assert!(!requested(&spec, REQUIRE_CGROUPS));
+        let mut process = spec.process().clone().expect("process");
+        process.set_env(Some(vec![
+            "PINC_REQUIRE_CGROUPS=0".into(),
+            "PINC_REQUIRE_CGROUPS=1".into(),
+        ]));
+        spec.set_process(Some(process));
+        assert!(requested(&spec, REQUIRE_CGROUPS), "last env entry wins");
+        spec.set_annotations(Some(
+            [("pinc.io/require-cgroups".to_string(), "false".to_string())].into(),
+        ));
+        assert!(
+            !requested(&spec, REQUIRE_CGROUPS),
+            "annotation wins over env"
+        );
+    }
+
+    #[test]
+    fn default_cgroups_path_is_pincs() {
+        let mut spec = Spec::default();
+        default_cgroups_path(&mut spec, "c1", false);
+        let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        assert_eq!(path, Some(PathBuf::from("/pinc/c1")));
+        let mut spec = Spec::default();
+        default_cgroups_path(&mut spec, "c1", true);
+        let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        assert_eq!(path, Some(PathBuf::from("system.slice:pinc:c1")));
+    }
+}

@@ -1,0 +1,89 @@
+//! The crate-level error: each module's own error, kept as the source.
+
+use crate::{bundle, id, lock, pipeline, root, rootless};
+
+/// Every way a pinc lifecycle call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Id(#[from] id::IdError),
+    #[error(transparent)]
+    Root(#[from] root::RootError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::PipelineError),
+    #[error(transparent)]
+    Rootless(#[from] rootless::RootlessError),
+    #[error("container {id:?} does not exist")]
+    NotFound { id: String },
+    #[error("container id {id:?} is already in use")]
+    IdInUse { id: String },
+    #[error("cannot {action} container {id:?}: it is {status}{hint}")]
+    WrongState {
+        id: String,
+        action: &'static str,
+        status: String,
+        hint: &'static str,
+    },
+    #[error("invalid signal {0:?}")]
+    Signal(String),
+    #[error("{what}")]
+    Libcontainer {
+        what: String,
+        #[source]
+        source: libcontainer::error::LibcontainerError,
+    },
+    #[error("{what}: {path}")]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("invalid {what}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Affinity(#[from] pinc_cgroup::AffinityError),
+    #[error(transparent)]
+    Cgroup(#[from] libcgroups::common::AnyManagerError),
+    #[error("{what}")]
+    CgroupSetup {
+        what: String,
+        #[source]
+        source: libcgroups::common::CreateCgroupSetupError,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    pub(crate) fn lib(
+        what: impl Into<String>,
+    ) -> impl FnOnce(libcontainer::error::LibcontainerError) -> Self {
+        let what = what.into();
+        move |source| Error::Libcontainer { what, source }
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<std::path::PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,74 @@
+//! `events`: cgroup statistics as runc prints them, once (`--stats`) or every
+//! interval until the container stops.
+
+use std::io::Write;
+use std::time::Duration;
+
+use libcgroups::common::CgroupManager;
+use libcontainer::container::ContainerStatus;
+
+use crate::error::{Error, Result};
+use crate::{ops, ps, RuntimeRoot};
+
+/// Parses runc's interval ("5s", "500ms", "1m") or plain seconds.
+pub fn parse_interval(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| Error::Unsupported(format!("invalid interval {text:?}")))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => return Err(Error::Unsupported(format!("invalid interval {text:?}"))),
+    };
+    if d.is_zero() {
+        return Err(Error::Unsupported("the interval must be positive".into()));
+    }
+    Ok(d)
+}
+
+pub fn events(root: &RuntimeRoot, id: &str, interval: Duration, once: bool) -> Result<()> {
+    let container = ops::load(root, id)?;
+    ops::require_cgroups(&container, "read stats of")?;
+    let manager = ps::cgroup_manager(&container)?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let stats = manager.stats()?;
+        let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
+        writeln!(out, "{event}")
+            .and_then(|_| out.flush())
+            .map_err(Error::io("failed to write", "stdout"))?;
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+        let status = ops::load(root, id).map(|c| c.status());
+        if !matches!(
+            status,
+            Ok(ContainerStatus::Running | ContainerStatus::Paused)
+        ) {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5s").expect("5s"), Duration::from_secs(5));
+        assert_eq!(
+            parse_interval("250ms").expect("ms"),
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse_interval("2").expect("2"), Duration::from_secs(2));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("5h").is_err());
+    }
+}

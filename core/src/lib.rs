@@ -1,0 +1,32 @@
+//! pinc's container lifecycle: everything the `pinc` CLI and the containerd
+//! shim do, as library calls over youki's `libcontainer`.
+//!
+//! Data flows one way: load the bundle's spec ([`bundle`]), run the HPC
+//! [`pipeline`] over it, then hand the final spec to libcontainer
+//! ([`create`]). Each pipeline stage is a plain function over the spec.
+
+pub mod bundle;
+pub mod create;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod id;
+pub mod list;
+pub mod lock;
+pub mod ops;
+pub mod pipeline;
+pub mod ps;
+pub mod root;
+pub mod rootless;
+pub mod run;
+pub mod sidecar;
+pub mod signal;
+pub mod spec_template;
+pub mod update;
+
+pub use error::Error;
+pub use root::RuntimeRoot;
+
+/// Re-exported so callers build specs with the exact version libcontainer uses.
+pub use libcontainer::oci_spec;

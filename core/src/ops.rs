@@ -1,0 +1,188 @@
+//! The short lifecycle commands: state, start, kill, delete, pause, resume.
+
+use std::path::PathBuf;
+
+use libcontainer::container::{Container, ContainerStatus};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lock::IdLock;
+use crate::sidecar::Sidecar;
+use crate::{id, signal, RuntimeRoot};
+
+/// Loads a container's state, refreshed against its live process.
+pub fn load(root: &RuntimeRoot, id: &str) -> Result<Container> {
+    id::validate(id)?;
+    let dir = root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        return Err(Error::NotFound { id: id.to_string() });
+    }
+    Container::load(dir).map_err(Error::lib(format!("failed to load container {id:?}")))
+}
+
+/// The OCI state as `runc state` prints it, plus what pinc decided.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateView {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+    pub pinc: Sidecar,
+}
+
+pub fn status_name(status: ContainerStatus) -> &'static str {
+    match status {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+/// Builds the state view of a loaded container.
+pub fn view(container: &Container) -> StateView {
+    let sidecar = Sidecar::load(&container.root);
+    let status = container.status();
+    let owner = container
+        .state
+        .creator
+        .and_then(|uid| nix::unistd::User::from_uid(uid.into()).ok().flatten())
+        .map(|u| u.name)
+        .or_else(|| container.state.creator.map(|u| u.to_string()))
+        .unwrap_or_default();
+    StateView {
+        oci_version: "1.0.2".to_string(),
+        id: container.id().to_string(),
+        pid: match status {
+            ContainerStatus::Stopped => 0,
+            _ => container.pid().map(|p| p.as_raw()).unwrap_or(0),
+        },
+        status: status_name(status).to_string(),
+        bundle: container.bundle().clone(),
+        rootfs: sidecar
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| container.bundle().join("rootfs")),
+        created: container
+            .created()
+            .map(|c| c.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_default(),
+        owner,
+        annotations: container.state.annotations.clone(),
+        pinc: sidecar,
+    }
+}
+
+pub fn state(root: &RuntimeRoot, id: &str) -> Result<StateView> {
+    Ok(view(&load(root, id)?))
+}
+
+fn wrong_state(container: &Container, action: &'static str, hint: &'static str) -> Error {
+    Error::WrongState {
+        id: container.id().to_string(),
+        action,
+        status: status_name(container.status()).to_string(),
+        hint,
+    }
+}
+
+pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
+    let _lock = IdLock::acquire(root, id)?;
+    let mut container = load(root, id)?;
+    if !container.can_start() {
+        return Err(wrong_state(&container, "start", ""));
+    }
+    container
+        .start()
+        .map_err(Error::lib(format!("failed to start container {id:?}")))
+}
+
+pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
+    let sig = signal::parse(sig)?;
+    let _lock = IdLock::acquire(root, id)?;
+    let mut container = load(root, id)?;
+    if !container.can_kill() {
+        return Err(wrong_state(&container, "kill", ""));
+    }
+    container
+        .kill(sig, all)
+        .map_err(Error::lib(format!("failed to signal container {id:?}")))
+}
+
+/// Deletes a container. `--force` kills a live one first, and succeeds
+/// quietly when the container is already gone (Slurm cleans up that way).
+pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
+    id::validate(id)?;
+    let lock = IdLock::acquire(root, id)?;
+    let dir = root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        if dir.exists() {
+            // A create that died half-way: nothing alive to protect.
+            crate::create::cleanup(&dir);
+            lock.remove();
+            return Ok(());
+        }
+        lock.remove();
+        return if force {
+            Ok(())
+        } else {
+            Err(Error::NotFound { id: id.to_string() })
+        };
+    }
+    let mut container = load(root, id)?;
+    if !force && !container.can_delete() {
+        return Err(wrong_state(
+            &container,
+            "delete",
+            " (stop it first or use --force)",
+        ));
+    }
+    container
+        .delete(force)
+        .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    lock.remove();
+    Ok(())
+}
+
+pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
+    let _lock = IdLock::acquire(root, id)?;
+    let mut container = load(root, id)?;
+    require_cgroups(&container, "pause")?;
+    if !container.can_pause() {
+        return Err(wrong_state(&container, "pause", ""));
+    }
+    container
+        .pause()
+        .map_err(Error::lib(format!("failed to pause container {id:?}")))
+}
+
+pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
+    let _lock = IdLock::acquire(root, id)?;
+    let mut container = load(root, id)?;
+    require_cgroups(&container, "resume")?;
+    if !container.can_resume() {
+        return Err(wrong_state(&container, "resume", ""));
+    }
+    container
+        .resume()
+        .map_err(Error::lib(format!("failed to resume container {id:?}")))
+}
+
+/// Commands that need the freezer or cgroup files refuse sandboxed containers.
+pub(crate) fn require_cgroups(container: &Container, action: &str) -> Result<()> {
+    if Sidecar::load(&container.root).sandbox {
+        return Err(Error::Unsupported(format!(
+            "cannot {action} container {:?}: it runs rootless without delegated cgroups",
+            container.id()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `ps`: the processes of a container.
+
+use std::fs;
+use std::process::Command;
+
+use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+use libcontainer::container::Container;
+
+use crate::error::{Error, Result};
+use crate::sidecar::Sidecar;
+use crate::{ops, RuntimeRoot};
+
+/// The cgroup manager of a created container.
+pub(crate) fn cgroup_manager(
+    container: &Container,
+) -> Result<libcgroups::common::AnyCgroupManager> {
+    let config = container
+        .spec()
+        .map_err(Error::lib("failed to read the container's cgroup config"))?;
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: container.systemd(),
+        container_name: container.id().to_string(),
+    })
+    .map_err(|source| Error::CgroupSetup {
+        what: format!(
+            "failed to open the cgroups of container {:?}",
+            container.id()
+        ),
+        source,
+    })
+}
+
+/// Processes sharing the init's pid namespace: the sandbox has no cgroup to list.
+fn pids_by_namespace(init_pid: i32) -> Vec<i32> {
+    let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(target) = ns(&init_pid.to_string()) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&target))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The pids of every process in the container.
+pub fn pids(root: &RuntimeRoot, id: &str) -> Result<Vec<i32>> {
+    let container = ops::load(root, id)?;
+    if Sidecar::load(&container.root).sandbox {
+        return Ok(container
+            .pid()
+            .map(|p| pids_by_namespace(p.as_raw()))
+            .unwrap_or_default());
+    }
+    let mut pids: Vec<i32> = cgroup_manager(&container)?
+        .get_all_pids()?
+        .into_iter()
+        .map(|p| p.as_raw())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// `ps` output (run with `ps_args`, default `-ef`) limited to `pids`, header kept.
+pub fn table(pids: &[i32], ps_args: &[String]) -> Result<String> {
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        ps_args.to_vec()
+    };
+    let output = Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(Error::io("failed to run", "ps"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| {
+            Error::Unsupported(format!("ps {} printed no PID column", args.join(" ")))
+        })?;
+    let mut out = String::from(header);
+    out.push('\n');
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,76 @@
+//! `spec`: a starting config.json, as `runc spec` writes one.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use libcontainer::oci_spec::runtime::Spec;
+
+use crate::error::{Error, Result};
+
+/// The default spec (`rootless`: a user namespace mapping the caller to root,
+/// no network namespace, /sys bind-mounted), with `sh` as the process.
+pub fn template(rootless: bool) -> Spec {
+    let mut spec = if rootless {
+        Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    } else {
+        Spec::default()
+    };
+    spec.set_hostname(Some("pinc".to_string()));
+    spec
+}
+
+/// Writes `<bundle>/config.json`; refuses to overwrite one.
+pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    let json = serde_json::to_vec_pretty(&template(rootless)).map_err(|source| Error::Json {
+        what: "spec".into(),
+        source,
+    })?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                Error::Unsupported(format!("{} exists; remove it first", path.display()))
+            }
+            _ => Error::Io {
+                what: "failed to create",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+    file.write_all(&json)
+        .map_err(Error::io("failed to write", &path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), false).expect("first");
+        let text = std::fs::read_to_string(dir.path().join("config.json")).expect("read");
+        let spec: Spec = serde_json::from_str(&text).expect("parses");
+        assert_eq!(spec.hostname().as_deref(), Some("pinc"));
+        assert!(
+            write(dir.path(), false).is_err(),
+            "second write must refuse"
+        );
+    }
+
+    #[test]
+    fn rootless_maps_the_caller() {
+        let spec = template(true);
+        let linux = spec.linux().as_ref().expect("linux");
+        let map = &linux.uid_mappings().as_ref().expect("uid map")[0];
+        assert_eq!(map.host_id(), nix::unistd::getuid().as_raw());
+        assert_eq!(map.container_id(), 0);
+    }
+}

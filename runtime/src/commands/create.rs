@@ -1,0 +1,24 @@
+use pinc_core::create::{create, CreateOptions};
+use pinc_core::pipeline;
+
+use crate::cli::{Create, Global};
+
+pub fn options(args: &Create, global: &Global, detach: bool) -> CreateOptions {
+    CreateOptions {
+        id: args.id.clone(),
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        preserve_fds: args.preserve_fds,
+        no_pivot: args.no_pivot,
+        systemd_cgroup: global.systemd_cgroup,
+        rootless: super::rootless(global),
+        detach,
+    }
+}
+
+pub fn run(args: &Create, global: &Global) -> anyhow::Result<i32> {
+    let root = super::root_for_create(global)?;
+    create(&root, &options(args, global, true), &pipeline::hpc())?;
+    Ok(0)
+}

@@ -1,0 +1,14 @@
+use pinc_core::pipeline;
+use pinc_core::run::{run as run_container, RunOptions};
+
+use crate::cli::{Global, Run};
+
+pub fn run(args: &Run, global: &Global) -> anyhow::Result<i32> {
+    let root = super::root_for_create(global)?;
+    let opts = RunOptions {
+        create: super::create::options(&args.create, global, args.detach),
+        keep: args.keep,
+        no_subreaper: args.no_subreaper,
+    };
+    Ok(run_container(&root, &opts, &pipeline::hpc())?)
+}
