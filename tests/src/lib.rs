@@ -1,1 +1,267 @@
+//! Shared harness for pinc's integration tests: real containers from a
+//! busybox-static root filesystem, run through the real `pinc` binary.
+//!
+//! The tests need root and a built binary (`cargo build --release -p pinc`,
+//! or set PINC_BIN). They fail with a clear message when either is missing.
 
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+pub mod daemons;
+
+/// The pinc binary under test.
+pub fn pinc_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PINC_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    for profile in ["release", "debug"] {
+        let p = target.join(profile).join("pinc");
+        if p.exists() {
+            return p.canonicalize().unwrap_or(p);
+        }
+    }
+    panic!("no pinc binary: run `cargo build --release -p pinc` first or set PINC_BIN");
+}
+
+/// Integration tests run real containers: they need root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs real containers and needs root (run the suite as root, e.g. `sudo -E cargo test -p pinc-tests`)"
+    );
+}
+
+/// A unique container id for this process.
+pub fn unique_id(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Fills `dir` with a busybox-static root filesystem.
+pub fn make_rootfs(dir: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "/bin/busybox is missing: apt-get install busybox-static");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "dev/shm"] {
+        fs::create_dir_all(dir.join(d)).expect("rootfs dir");
+    }
+    fs::copy(busybox, dir.join("bin/busybox")).expect("copy busybox");
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+        .expect("passwd");
+    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
+}
+
+/// An OCI bundle in a temporary directory.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    /// A bundle whose process runs `args`, from `pinc spec` (or `--rootless`).
+    pub fn new(args: &[&str]) -> Self {
+        Self::with_spec(args, false)
+    }
+
+    pub fn with_spec(args: &[&str], rootless: bool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pinc-bundle-")
+            .tempdir_in(std::env::temp_dir())
+            .expect("bundle dir");
+        make_rootfs(&dir.path().join("rootfs"));
+        let mut cmd = Command::new(pinc_bin());
+        cmd.arg("spec").arg("--bundle").arg(dir.path());
+        if rootless {
+            cmd.arg("--rootless");
+        }
+        let out = cmd.output().expect("pinc spec");
+        assert!(out.status.success(), "pinc spec failed: {}", String::from_utf8_lossy(&out.stderr));
+        let bundle = Self { dir };
+        bundle.edit(|c| {
+            c["process"]["terminal"] = Value::Bool(false);
+            c["process"]["args"] = args.iter().map(|a| Value::String(a.to_string())).collect();
+        });
+        bundle
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.path().join("config.json")).expect("read config"))
+            .expect("parse config")
+    }
+
+    /// Edits config.json in place.
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut c = self.config();
+        f(&mut c);
+        fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&c).expect("json"))
+            .expect("write config");
+    }
+
+    /// Sets process.env entries (appended; later entries win).
+    pub fn add_env(&self, kv: &str) {
+        self.edit(|c| {
+            c["process"]["env"]
+                .as_array_mut()
+                .expect("env array")
+                .push(Value::String(kv.to_string()));
+        });
+    }
+}
+
+/// A pinc state root in a temporary directory.
+pub struct Pinc {
+    pub root: tempfile::TempDir,
+}
+
+impl Default for Pinc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pinc {
+    pub fn new() -> Self {
+        Self {
+            root: tempfile::Builder::new()
+                .prefix("pinc-root-")
+                .tempdir()
+                .expect("root dir"),
+        }
+    }
+
+    /// `pinc --root <root> args...`
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(pinc_bin());
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd
+    }
+
+    /// Runs pinc with stdout/stderr in files, not pipes: a detached container
+    /// inherits them, and a pipe would stay open until the container exits.
+    pub fn output(&self, args: &[&str]) -> Output {
+        output_via_files(self.cmd(args))
+    }
+
+    /// Runs pinc and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "pinc {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs pinc and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "pinc {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state json")
+    }
+
+    /// Entries in the root other than pinc's private dir.
+    pub fn leftovers(&self) -> Vec<String> {
+        fs::read_dir(self.root.path())
+            .expect("read root")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".pinc")
+            .collect()
+    }
+
+    /// Files left in pinc's private dirs (locks, staging, exec views).
+    pub fn private_leftovers(&self) -> Vec<String> {
+        let private = self.root.path().join(".pinc");
+        let mut out = Vec::new();
+        for sub in ["locks", "staging", "exec"] {
+            if let Ok(entries) = fs::read_dir(private.join(sub)) {
+                out.extend(entries.flatten().map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())));
+            }
+        }
+        out
+    }
+}
+
+/// cgroup v1 directories named like a container id (leak check).
+pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    // Ids that are not one plain path component cannot name a cgroup dir;
+    // look for their last component instead ("../escape" -> "escape").
+    let id = id.rsplit('/').next().unwrap_or(id);
+    if id.is_empty() || id == "." || id == ".." {
+        return found;
+    }
+    for ctrl in ["cpu", "cpuset", "memory", "pids", "devices", "freezer", "blkio", "cpuacct"] {
+        let base = Path::new("/sys/fs/cgroup").join(ctrl);
+        for candidate in [base.join("pinc").join(id), base.join(id), base.join(format!(":youki:{id}"))] {
+            if candidate.exists() {
+                found.push(candidate);
+            }
+        }
+    }
+    found
+}
+
+/// Mount points whose path mentions `needle` (leak check).
+pub fn mounts_mentioning(needle: &str) -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `cmd` with stdout and stderr captured through temporary files.
+pub fn output_via_files(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("clone"))
+        .stderr(err.try_clone().expect("clone"));
+    let status = cmd.status().expect("spawn");
+    let read = |mut f: fs::File| {
+        use std::io::{Read, Seek};
+        let mut buf = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut buf).expect("read");
+        buf
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

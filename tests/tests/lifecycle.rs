@@ -1,0 +1,395 @@
+//! The container lifecycle through the pinc CLI, with real containers.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use pinc_tests::{cgroup_dirs_named, require_root, stderr, stdout, unique_id, Bundle, Pinc};
+
+fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pinc.output(&["state", id]);
+        let status = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|_| "absent".to_string());
+        if status == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} stayed {status}, wanted {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_prints_output_and_propagates_the_exit_code() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sh", "-c", "echo hello from $(hostname); exit 42"]);
+    let id = unique_id("run");
+    let out = pinc.output(&[
+        "run",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(42), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from pinc\n");
+    assert!(
+        pinc.leftovers().is_empty(),
+        "run leaves no state: {:?}",
+        pinc.leftovers()
+    );
+    assert!(cgroup_dirs_named(&id).is_empty(), "cgroups removed");
+}
+
+/// Spawns `pinc run` in the foreground with output into files.
+fn spawn_run(pinc: &Pinc, bundle: &Bundle, id: &str) -> std::process::Child {
+    pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), id])
+        .stdin(std::process::Stdio::null())
+        .stdout(tempfile::tempfile().expect("out"))
+        .stderr(tempfile::tempfile().expect("err"))
+        .spawn()
+        .expect("spawn pinc run")
+}
+
+#[test]
+fn run_forwards_signals_and_reports_death_by_signal() {
+    require_root();
+    let pinc = Pinc::new();
+    // A pid-1 shell only receives signals it handles: the trap makes TERM count.
+    let bundle = Bundle::new(&["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"]);
+    let id = unique_id("fwd");
+    let mut child = spawn_run(&pinc, &bundle, &id);
+    wait_for_status(&pinc, &id, "running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .expect("signal pinc run");
+    assert_eq!(child.wait().expect("wait").code(), Some(3), "TERM reached the container");
+    assert!(pinc.leftovers().is_empty());
+
+    let id = unique_id("killed");
+    let mut child = spawn_run(&pinc, &bundle, &id);
+    wait_for_status(&pinc, &id, "running");
+    pinc.ok(&["kill", &id, "KILL"]);
+    assert_eq!(child.wait().expect("wait").code(), Some(128 + 9));
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("life");
+    let pid_file = bundle.path().join("init.pid");
+    pinc.ok(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        "--pid-file",
+        pid_file.to_str().expect("utf8"),
+        &id,
+    ]);
+    let state = pinc.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["ociVersion"], "1.0.2");
+    let bundle_path = bundle.path().canonicalize().expect("canonical");
+    assert_eq!(
+        state["bundle"],
+        bundle_path.to_str().expect("utf8"),
+        "state keeps the caller's bundle"
+    );
+    let pid = state["pid"].as_i64().expect("pid");
+    assert_eq!(
+        fs::read_to_string(&pid_file).expect("pid file").trim(),
+        pid.to_string()
+    );
+    assert!(
+        !cgroup_dirs_named(&id).is_empty(),
+        "cgroups exist while the container does"
+    );
+
+    pinc.ok(&["start", &id]);
+    wait_for_status(&pinc, &id, "running");
+    let err = pinc.fails(&["start", &id]);
+    assert!(
+        err.contains("running"),
+        "start twice names the state: {err}"
+    );
+
+    let err = pinc.fails(&["delete", &id]);
+    assert!(err.contains("running") && err.contains("--force"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+
+    pinc.ok(&["kill", &id, "KILL"]);
+    wait_for_status(&pinc, &id, "stopped");
+    assert_eq!(pinc.state(&id)["pid"], 0);
+    pinc.ok(&["delete", &id]);
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        pinc.private_leftovers().is_empty(),
+        "{:?}",
+        pinc.private_leftovers()
+    );
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "cgroups removed: {:?}",
+        cgroup_dirs_named(&id)
+    );
+}
+
+#[test]
+fn kill_by_number_default_and_all() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sh", "-c", "trap 'exit 3' TERM; sleep 60 & wait"]);
+    let id = unique_id("kill");
+    let b = bundle.path().to_str().expect("utf8");
+    pinc.ok(&["run", "--detach", "-b", b, &id]);
+    wait_for_status(&pinc, &id, "running");
+    // Default signal is TERM, which the trap turns into exit 3.
+    pinc.ok(&["kill", &id]);
+    wait_for_status(&pinc, &id, "stopped");
+    pinc.ok(&["delete", &id]);
+
+    let id = unique_id("killall");
+    pinc.ok(&["run", "--detach", "-b", b, &id]);
+    wait_for_status(&pinc, &id, "running");
+    pinc.ok(&["kill", "--all", &id, "9"]);
+    wait_for_status(&pinc, &id, "stopped");
+    let err = pinc.fails(&["kill", &id, "NOTASIGNAL"]);
+    assert!(err.contains("NOTASIGNAL"), "{err}");
+    pinc.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn delete_force_kills_and_tolerates_gone_containers() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("force");
+    pinc.ok(&[
+        "run",
+        "-d",
+        "-b",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    wait_for_status(&pinc, &id, "running");
+    let pid = pinc.state(&id)["pid"].as_i64().expect("pid") as i32;
+    pinc.ok(&["delete", "--force", &id]);
+    // Gone, or a zombie waiting for the machine's init to reap it.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z "), "init killed: {stat}");
+    // Slurm deletes at cleanup whatever it started: a gone container is fine with --force.
+    let out = pinc.output(&["delete", "--force", &id]);
+    assert!(
+        out.status.success() && stderr(&out).is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    let err = pinc.fails(&["delete", &id]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn exec_runs_in_the_container_with_options() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("exec");
+    pinc.ok(&[
+        "run",
+        "-d",
+        "-b",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    wait_for_status(&pinc, &id, "running");
+
+    let out = pinc.output(&["exec", &id, "sh", "-c", "hostname; exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pinc\n");
+
+    let out = pinc.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "65534:65534",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u):$(id -g)",
+    ]);
+    assert_eq!(out, "bar /tmp 65534:65534\n");
+
+    // Same pid namespace as init: pid 1 is the container's sleep.
+    assert_eq!(pinc.ok(&["exec", &id, "cat", "/proc/1/comm"]), "sleep\n");
+
+    let process = bundle.path().join("process.json");
+    fs::write(
+        &process,
+        r#"{"terminal":false,"args":["sh","-c","echo from process.json; exit 9"],"cwd":"/","env":["PATH=/bin"],"user":{"uid":0,"gid":0}}"#,
+    )
+    .expect("process.json");
+    let out = pinc.output(&["exec", "--process", process.to_str().expect("utf8"), &id]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from process.json\n");
+
+    let pid_file = bundle.path().join("exec.pid");
+    pinc.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().expect("utf8"),
+        &id,
+        "sleep",
+        "30",
+    ]);
+    let exec_pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("number");
+    let pids: Vec<i64> =
+        serde_json::from_str(&pinc.ok(&["ps", "--format", "json", &id])).expect("ps json");
+    assert!(
+        pids.contains(&(exec_pid as i64)),
+        "ps lists the exec'd process: {pids:?}"
+    );
+    assert!(pinc
+        .private_leftovers()
+        .iter()
+        .all(|p| !p.starts_with("exec/")));
+
+    pinc.ok(&["kill", &id, "KILL"]);
+    wait_for_status(&pinc, &id, "stopped");
+    let err = pinc.fails(&["exec", &id, "true"]);
+    assert!(err.contains("stopped"), "{err}");
+    pinc.ok(&["delete", &id]);
+}
+
+#[test]
+fn ps_list_pause_resume_update_events() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("ops");
+    pinc.ok(&[
+        "run",
+        "-d",
+        "-b",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    wait_for_status(&pinc, &id, "running");
+    let init = pinc.state(&id)["pid"].as_i64().expect("pid");
+
+    let pids: Vec<i64> =
+        serde_json::from_str(&pinc.ok(&["ps", "--format", "json", &id])).expect("json");
+    assert_eq!(pids, vec![init]);
+    let table = pinc.ok(&["ps", &id]);
+    assert!(
+        table.lines().next().expect("header").contains("PID"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&init.to_string()) && table.lines().count() == 2,
+        "{table}"
+    );
+
+    let list = pinc.ok(&["list"]);
+    assert!(
+        list.starts_with("ID") && list.contains(&id) && list.contains("running"),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&pinc.ok(&["list", "--format", "json"])).expect("json");
+    assert_eq!(json[0]["id"], id.as_str());
+    assert_eq!(pinc.ok(&["list", "-q"]).trim(), id);
+
+    pinc.ok(&["pause", &id]);
+    assert_eq!(pinc.state(&id)["status"], "paused");
+    let freezer = fs::read_to_string(format!("/sys/fs/cgroup/freezer/pinc/{id}/freezer.state"))
+        .expect("freezer");
+    assert_eq!(freezer.trim(), "FROZEN");
+    pinc.ok(&["resume", &id]);
+    assert_eq!(pinc.state(&id)["status"], "running");
+
+    pinc.ok(&["update", "--memory", "67108864", "--pids-limit", "42", &id]);
+    let mem = fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/pinc/{id}/memory.limit_in_bytes"
+    ))
+    .expect("mem");
+    assert_eq!(mem.trim(), "67108864");
+    let pids_max =
+        fs::read_to_string(format!("/sys/fs/cgroup/pids/pinc/{id}/pids.max")).expect("pids");
+    assert_eq!(pids_max.trim(), "42");
+    let mut child = pinc
+        .cmd(&["update", "--resources", "-", &id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn update");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(br#"{"pids":{"limit":50}}"#).expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    let pids_max =
+        fs::read_to_string(format!("/sys/fs/cgroup/pids/pinc/{id}/pids.max")).expect("pids");
+    assert_eq!(pids_max.trim(), "50");
+
+    let events: serde_json::Value =
+        serde_json::from_str(pinc.ok(&["events", "--stats", &id]).trim()).expect("events");
+    assert_eq!(events["type"], "stats");
+    assert_eq!(events["id"], id.as_str());
+    assert!(
+        events["data"]["pids"]["current"]
+            .as_u64()
+            .expect("pids.current")
+            >= 1,
+        "{events}"
+    );
+
+    pinc.ok(&["delete", "--force", &id]);
+    assert!(cgroup_dirs_named(&id).is_empty());
+}
+
+#[test]
+fn spec_and_features() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pinc = Pinc::new();
+    pinc.ok(&["spec", "--bundle", dir.path().to_str().expect("utf8")]);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("config.json")).expect("config"))
+            .expect("json");
+    assert!(spec["ociVersion"]
+        .as_str()
+        .expect("version")
+        .starts_with("1."));
+    let err = pinc.fails(&["spec", "--bundle", dir.path().to_str().expect("utf8")]);
+    assert!(err.contains("exists"), "{err}");
+
+    let features: serde_json::Value = serde_json::from_str(&pinc.ok(&["features"])).expect("json");
+    assert_eq!(features["ociVersionMin"], "1.0.0");
+    assert_eq!(features["linux"]["cgroup"]["v1"], true);
+    assert_eq!(
+        features["linux"]["selinux"]["enabled"], false,
+        "pinc has no SELinux support"
+    );
+    assert!(features["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .any(|h| h == "createRuntime"));
+}
+
+#[test]
+fn version_flag() {
+    let out = Pinc::new().output(&["--version"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("pinc "), "{}", stdout(&out));
+}
