@@ -4,11 +4,11 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::executor::PincExecutor;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{ExecCPUAffinity, Spec};
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
 use pinc_cgroup::{affinity, CpuList};
 
 use crate::bundle::{self, Bundle};
@@ -83,6 +83,22 @@ fn default_cgroups_path(spec: &mut Spec, id: &str, systemd: bool) {
     }
 }
 
+/// Records the affinity in process.execCPUAffinity.final: libcontainer applies
+/// it to exec'd processes after they join the container's cgroups (joining a
+/// cpuset cgroup would otherwise reset their affinity).
+fn keep_affinity_for_exec(spec: &mut Spec, cpus: &CpuList) {
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    if process.exec_cpu_affinity().is_some() {
+        return;
+    }
+    let affinity: Option<ExecCPUAffinity> =
+        serde_json::from_value(serde_json::json!({"final": cpus.to_string()})).ok();
+    process.set_exec_cpu_affinity(affinity);
+    spec.set_process(Some(process));
+}
+
 fn spec_cpus(spec: &Spec) -> Option<String> {
     spec.linux()
         .as_ref()?
@@ -147,6 +163,10 @@ fn create_locked(
         Some(cpus) if matches!(mode, Mode::Sandbox { .. }) => cpus.parse().ok(),
         Some(_) => None,
     };
+    if let Some(cpus) = &affinity_target {
+        keep_affinity_for_exec(&mut spec, cpus);
+    }
+    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
 
     let sandbox = if let Mode::Sandbox { dir } = &mode {
         let (uid, gid) = (
@@ -155,7 +175,7 @@ fn create_locked(
         );
         let require = requested(&spec, REQUIRE_CGROUPS);
         rootless::adapt_spec(&mut spec, uid, gid, dir, require)?;
-        rootless::enter_new(uid, gid)?;
+        rootless::enter_new(uid, gid, cgroups_path.as_deref().unwrap_or(Path::new("")))?;
         true
     } else {
         false
@@ -200,6 +220,7 @@ fn create_locked(
         sandbox,
         final_spec: staged.is_some(),
         rootfs: spec.root().as_ref().map(|r| r.path().clone()),
+        cgroups_path,
         affinity: affinity_target.map(|c| c.to_string()),
         stages: if stages_changed {
             pipeline
@@ -248,7 +269,7 @@ fn build(
     // Relative mount sources are relative to the bundle, as in runc.
     std::env::set_current_dir(bundle).map_err(Error::io("failed to enter the bundle", bundle))?;
     ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
+        .with_executor(PincExecutor)
         .with_root_path(root.path())
         .map_err(Error::lib("invalid runtime root"))?
         .with_pid_file(opts.pid_file.as_ref())

@@ -34,7 +34,7 @@ pub enum Error {
     Libcontainer {
         what: String,
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
     },
     #[error("{what}: {path}")]
     Io {
@@ -58,12 +58,12 @@ pub enum Error {
     #[error(transparent)]
     Affinity(#[from] pinc_cgroup::AffinityError),
     #[error(transparent)]
-    Cgroup(#[from] libcgroups::common::AnyManagerError),
+    Cgroup(#[from] Box<libcgroups::common::AnyManagerError>),
     #[error("{what}")]
     CgroupSetup {
         what: String,
         #[source]
-        source: libcgroups::common::CreateCgroupSetupError,
+        source: Box<libcgroups::common::CreateCgroupSetupError>,
     },
     #[error("{0}")]
     Unsupported(String),
@@ -74,7 +74,10 @@ impl Error {
         what: impl Into<String>,
     ) -> impl FnOnce(libcontainer::error::LibcontainerError) -> Self {
         let what = what.into();
-        move |source| Error::Libcontainer { what, source }
+        move |source| Error::Libcontainer {
+            what,
+            source: Box::new(source),
+        }
     }
 
     pub(crate) fn io(

@@ -37,7 +37,7 @@ pub fn events(root: &RuntimeRoot, id: &str, interval: Duration, once: bool) -> R
     let manager = ps::cgroup_manager(&container)?;
     let mut out = std::io::stdout().lock();
     loop {
-        let stats = manager.stats()?;
+        let stats = manager.stats().map_err(Box::new)?;
         let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
         writeln!(out, "{event}")
             .and_then(|_| out.flush())

@@ -10,10 +10,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::executor::PincExecutor;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
-use pinc_cgroup::affinity;
 
 use crate::error::{Error, Result};
 use crate::lock::IdLock;
@@ -75,6 +74,27 @@ impl Drop for View {
     }
 }
 
+/// Exec'd processes run where the container runs: a caller's process.json
+/// without execCPUAffinity gets the container's (in a copy, under `dir`).
+fn with_affinity(process: &Path, affinity: Option<&str>, dir: &Path) -> Result<PathBuf> {
+    let Some(cpus) = affinity else {
+        return Ok(process.to_path_buf());
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&fs::read(process).map_err(Error::io("failed to read", process))?)
+            .map_err(|source| Error::Json {
+            what: format!("process file {}", process.display()),
+            source,
+        })?;
+    if !value["execCPUAffinity"].is_null() {
+        return Ok(process.to_path_buf());
+    }
+    value["execCPUAffinity"] = serde_json::json!({"final": cpus});
+    let copy = dir.join(format!("process-{}.json", std::process::id()));
+    fs::write(&copy, value.to_string()).map_err(Error::io("failed to write", &copy))?;
+    Ok(copy)
+}
+
 /// Writes a process.json for `--tty` without `--process`: the tenant builder
 /// takes a terminal only from a process file.
 fn tty_process(opts: &ExecOptions, dir: &Path) -> Result<PathBuf> {
@@ -125,7 +145,10 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     let sidecar = Sidecar::load(&container.root);
     if sidecar.sandbox {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        rootless::join(pid)?;
+        rootless::join(
+            pid,
+            sidecar.cgroups_path.as_deref().unwrap_or(Path::new("")),
+        )?;
     }
     let view = if sidecar.final_spec {
         Some(View::create(root, &opts.id, &container.root)?)
@@ -134,13 +157,13 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     };
     let view_root = view.as_ref().map_or(root.path(), |v| v.root.as_path());
     let process = match (&opts.process, opts.tty) {
-        (Some(p), _) => Some(p.clone()),
+        (Some(p), _) => Some(with_affinity(p, sidecar.affinity.as_deref(), view_root)?),
         (None, true) => Some(tty_process(opts, view_root)?),
         (None, false) => None,
     };
     let env: HashMap<String, String> = opts.env.iter().cloned().collect();
     let pid = ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
+        .with_executor(PincExecutor)
         .with_root_path(view_root)
         .map_err(Error::lib("invalid runtime root"))?
         .with_console_socket(opts.console_socket.as_ref())
@@ -169,10 +192,6 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     drop(view);
     drop(lock);
     let set = block_signals()?;
-    if let Some(cpus) = sidecar.affinity.as_deref().and_then(|a| a.parse().ok()) {
-        // Exec'd processes run where the container runs, like its init.
-        let _ = affinity::set(pid.as_raw(), &cpus);
-    }
     if opts.detach {
         return Ok(0);
     }

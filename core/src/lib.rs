@@ -10,6 +10,7 @@ pub mod create;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod executor;
 pub mod features;
 pub mod id;
 pub mod list;

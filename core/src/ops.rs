@@ -105,12 +105,54 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
         .map_err(Error::lib(format!("failed to start container {id:?}")))
 }
 
+/// Signals a sandboxed container (no cgroup to enumerate): its init, or every
+/// process in its pid namespace.
+fn kill_sandboxed(container: &Container, sig: nix::sys::signal::Signal, all: bool) -> Result<()> {
+    let init = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+    let pids = if all {
+        crate::ps::pids_by_namespace(init)
+    } else {
+        vec![init]
+    };
+    for pid in pids {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|source| {
+            Error::Sys {
+                what: format!(
+                    "failed to signal pid {pid} of container {:?}",
+                    container.id()
+                ),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Kills a sandboxed container's processes and waits (up to 5 s) for init to die.
+fn stop_sandboxed(container: &mut Container) -> Result<()> {
+    let _ = kill_sandboxed(container, nix::sys::signal::Signal::SIGKILL, true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        container
+            .refresh_status()
+            .map_err(Error::lib("failed to read the container's status"))?;
+        if container.status() == ContainerStatus::Stopped {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err(wrong_state(container, "stop", ""))
+}
+
 pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     let sig = signal::parse(sig)?;
     let _lock = IdLock::acquire(root, id)?;
     let mut container = load(root, id)?;
     if !container.can_kill() {
         return Err(wrong_state(&container, "kill", ""));
+    }
+    if Sidecar::load(&container.root).sandbox {
+        return kill_sandboxed(&container, sig, all);
     }
     container
         .kill(sig, all)
@@ -144,6 +186,12 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             "delete",
             " (stop it first or use --force)",
         ));
+    }
+    if force
+        && Sidecar::load(&container.root).sandbox
+        && container.status() != ContainerStatus::Stopped
+    {
+        stop_sandboxed(&mut container)?;
     }
     container
         .delete(force)

@@ -6,13 +6,16 @@ use std::path::Path;
 
 use libcontainer::oci_spec::runtime::Spec;
 
+/// What a stage returns when it refuses the spec.
+pub type StageError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A stage failed; the stage's own error is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("{stage}: {source}")]
 pub struct PipelineError {
     pub stage: &'static str,
     #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
+    pub source: StageError,
 }
 
 /// What a stage may know besides the spec.
@@ -30,11 +33,7 @@ pub struct Context<'a> {
 /// One edit of the spec.
 pub trait Stage {
     fn name(&self) -> &'static str;
-    fn apply(
-        &self,
-        spec: &mut Spec,
-        ctx: &Context<'_>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError>;
 }
 
 /// A function used as a stage.
@@ -45,7 +44,7 @@ pub struct FnStage<F> {
 
 impl<F> FnStage<F>
 where
-    F: Fn(&mut Spec, &Context<'_>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    F: Fn(&mut Spec, &Context<'_>) -> Result<(), StageError>,
 {
     pub fn new(name: &'static str, f: F) -> Self {
         Self { name, f }
@@ -54,17 +53,13 @@ where
 
 impl<F> Stage for FnStage<F>
 where
-    F: Fn(&mut Spec, &Context<'_>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    F: Fn(&mut Spec, &Context<'_>) -> Result<(), StageError>,
 {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn apply(
-        &self,
-        spec: &mut Spec,
-        ctx: &Context<'_>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
         (self.f)(spec, ctx)
     }
 }
@@ -128,9 +123,7 @@ mod tests {
 
     fn annotate(
         key: &'static str,
-    ) -> FnStage<
-        impl Fn(&mut Spec, &Context<'_>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
-    > {
+    ) -> FnStage<impl Fn(&mut Spec, &Context<'_>) -> Result<(), StageError>> {
         FnStage::new(key, move |spec: &mut Spec, ctx: &Context<'_>| {
             let mut a = spec.annotations().clone().unwrap_or_default();
             let order = a.len().to_string();

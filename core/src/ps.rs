@@ -27,12 +27,12 @@ pub(crate) fn cgroup_manager(
             "failed to open the cgroups of container {:?}",
             container.id()
         ),
-        source,
+        source: Box::new(source),
     })
 }
 
 /// Processes sharing the init's pid namespace: the sandbox has no cgroup to list.
-fn pids_by_namespace(init_pid: i32) -> Vec<i32> {
+pub(crate) fn pids_by_namespace(init_pid: i32) -> Vec<i32> {
     let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let Some(target) = ns(&init_pid.to_string()) else {
         return Vec::new();
@@ -58,7 +58,8 @@ pub fn pids(root: &RuntimeRoot, id: &str) -> Result<Vec<i32>> {
             .unwrap_or_default());
     }
     let mut pids: Vec<i32> = cgroup_manager(&container)?
-        .get_all_pids()?
+        .get_all_pids()
+        .map_err(Box::new)?
         .into_iter()
         .map(|p| p.as_raw())
         .collect();

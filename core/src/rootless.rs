@@ -12,12 +12,13 @@
 //! so the spec's own user namespace and id mappings are folded into it.
 
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
+use pinc_cgroup::mode::{cgroup_mounts, CgroupMount};
 use pinc_cgroup::{CallerCgroups, Delegation};
 
 /// Errors entering or preparing the sandbox.
@@ -87,7 +88,7 @@ pub fn decide(flag: RootlessFlag) -> Mode {
     if !rootless || !unprivileged {
         return Mode::Root;
     }
-    let delegation = CallerCgroups::read(std::path::Path::new("/"))
+    let delegation = CallerCgroups::read(Path::new("/"))
         .map(|c| Delegation::check(&c))
         .ok();
     match delegation {
@@ -109,7 +110,7 @@ pub fn adapt_spec(
     spec: &mut Spec,
     uid: u32,
     gid: u32,
-    dir: &std::path::Path,
+    dir: &Path,
     require_limits: bool,
 ) -> Result<(), RootlessError> {
     let Some(mut linux) = spec.linux().clone() else {
@@ -178,6 +179,14 @@ pub fn adapt_spec(
         ));
     }
     spec.set_linux(Some(linux));
+    if let Some(mounts) = spec.mounts().clone() {
+        spec.set_mounts(Some(
+            mounts
+                .into_iter()
+                .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+                .collect(),
+        ));
+    }
     Ok(())
 }
 
@@ -219,8 +228,19 @@ fn write_file(path: &str, text: &str) -> Result<(), RootlessError> {
     })
 }
 
-/// Covers /sys/fs/cgroup with a tmpfs so libcontainer's cgroup writes land there.
-fn scratch_cgroupfs() -> Result<(), RootlessError> {
+/// Covers /sys/fs/cgroup with a tmpfs so libcontainer's cgroup writes land
+/// there, pre-made with the files its v1 manager opens for the container's
+/// `cgroups_path` (cgroup.procs everywhere, cpuset.cpus/mems on the way down).
+fn scratch_cgroupfs(cgroups_path: &Path) -> Result<(), RootlessError> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let v1: Vec<CgroupMount> = cgroup_mounts(&mountinfo)
+        .into_iter()
+        .filter(|m| m.controllers.is_some() && m.mount_point.starts_with("/sys/fs/cgroup"))
+        .collect();
+    let host = |f: &str| {
+        fs::read_to_string(Path::new("/sys/fs/cgroup/cpuset").join(f)).unwrap_or_default()
+    };
+    let (cpus, mems) = (host("cpuset.cpus"), host("cpuset.mems"));
     mount(
         None::<&str>,
         "/",
@@ -236,21 +256,57 @@ fn scratch_cgroupfs() -> Result<(), RootlessError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755,size=1m"),
     )
-    .map_err(RootlessError::Mount)
+    .map_err(RootlessError::Mount)?;
+    let relative = cgroups_path.strip_prefix("/").unwrap_or(cgroups_path);
+    for m in &v1 {
+        let leaf = m.mount_point.join(relative);
+        let scratch = |path: &Path, text: &str| {
+            fs::write(path, text).map_err(|source| RootlessError::Map {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        fs::create_dir_all(&leaf).map_err(|source| RootlessError::Map {
+            path: leaf.clone(),
+            source,
+        })?;
+        scratch(&leaf.join("cgroup.procs"), "")?;
+        let is_cpuset = m
+            .controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == "cpuset"));
+        if is_cpuset {
+            let mut dir = m.mount_point.clone();
+            for part in std::iter::once(None).chain(relative.components().map(Some)) {
+                if let Some(part) = part {
+                    dir.push(part);
+                }
+                scratch(&dir.join("cpuset.cpus"), &cpus)?;
+                scratch(&dir.join("cpuset.mems"), &mems)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Enters a new sandbox (for create/run). Must be called single-threaded.
-pub fn enter_new(uid: u32, gid: u32) -> Result<(), RootlessError> {
+pub fn enter_new(uid: u32, gid: u32, cgroups_path: &Path) -> Result<(), RootlessError> {
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(RootlessError::Unshare)?;
     write_file("/proc/self/setgroups", "deny")?;
     write_file("/proc/self/uid_map", &format!("0 {uid} 1"))?;
     write_file("/proc/self/gid_map", &format!("0 {gid} 1"))?;
-    scratch_cgroupfs()
+    scratch_cgroupfs(cgroups_path)
+}
+
+/// Uncovers the host's /sys/fs/cgroup again, so that deleting a container from
+/// inside the sandbox finds no scratch cgroups to remove.
+pub fn leave_scratch() {
+    let _ = nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// Joins the sandbox of a running container (for exec and update): its user
 /// namespace, then a fresh private mount namespace with the scratch cgroupfs.
-pub fn join(init_pid: i32) -> Result<(), RootlessError> {
+pub fn join(init_pid: i32, cgroups_path: &Path) -> Result<(), RootlessError> {
     let path = PathBuf::from(format!("/proc/{init_pid}/ns/user"));
     let file = File::open(&path).map_err(|source| RootlessError::Join {
         path: path.clone(),
@@ -259,7 +315,7 @@ pub fn join(init_pid: i32) -> Result<(), RootlessError> {
     setns(&file, CloneFlags::CLONE_NEWUSER)
         .map_err(|source| RootlessError::Setns { path, source })?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(RootlessError::Unshare)?;
-    scratch_cgroupfs()
+    scratch_cgroupfs(cgroups_path)
 }
 
 #[cfg(test)]
@@ -291,12 +347,14 @@ mod tests {
     #[test]
     fn folds_user_namespace_and_drops_limits() {
         let mut spec = rootless_spec(1000);
-        adapt_spec(&mut spec, 1000, 1000, std::path::Path::new("/x"), false).expect("adapt");
+        adapt_spec(&mut spec, 1000, 1000, Path::new("/x"), false).expect("adapt");
         let linux = spec.linux().as_ref().expect("linux");
         let ns = linux.namespaces().as_ref().expect("ns");
         assert!(ns.iter().all(|n| n.typ() != LinuxNamespaceType::User));
         assert!(linux.uid_mappings().is_none());
         assert!(linux.resources().is_none());
+        let mounts = spec.mounts().as_ref().expect("mounts");
+        assert!(mounts.iter().all(|m| m.typ().as_deref() != Some("cgroup")));
     }
 
     #[test]
@@ -306,7 +364,7 @@ mod tests {
             &mut spec,
             1000,
             1000,
-            std::path::Path::new("/sys/fs/cgroup/memory"),
+            Path::new("/sys/fs/cgroup/memory"),
             true,
         )
         .expect_err("required");
@@ -328,8 +386,7 @@ mod tests {
             .build()
             .expect("map")]));
         spec.set_linux(Some(linux));
-        let err = adapt_spec(&mut spec, 1000, 1000, std::path::Path::new("/x"), false)
-            .expect_err("foreign");
+        let err = adapt_spec(&mut spec, 1000, 1000, Path::new("/x"), false).expect_err("foreign");
         assert!(err.to_string().contains("maps more than"), "{err}");
     }
 }

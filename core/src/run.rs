@@ -104,6 +104,9 @@ pub fn run(root: &RuntimeRoot, opts: &RunOptions, pipeline: &Pipeline) -> Result
         return Ok(0);
     }
     let code = wait_forwarding(created.init_pid, &set)?;
+    if created.sidecar.sandbox {
+        crate::rootless::leave_scratch();
+    }
     if !opts.keep {
         ops::delete(root, id, true)?;
     }

@@ -23,6 +23,9 @@ pub struct Sidecar {
     /// spec had no cpuset and the caller's affinity was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<String>,
+    /// linux.cgroupsPath of the final spec (the sandbox re-creates it for exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<std::path::PathBuf>,
     /// The container's root filesystem (absolute), for `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<std::path::PathBuf>,
@@ -63,6 +66,7 @@ mod tests {
             final_spec: true,
             affinity: Some("1".into()),
             rootfs: Some("/b/rootfs".into()),
+            cgroups_path: Some("/pinc/c".into()),
             stages: vec!["placement".into()],
         };
         s.save(dir.path()).expect("save");

@@ -72,7 +72,7 @@ pub fn resources(opts: &UpdateOptions) -> Result<LinuxResources> {
     if cpu_set {
         r.set_cpu(Some(cpu));
     }
-    let mut memory: LinuxMemory = r.memory().clone().unwrap_or_default();
+    let mut memory: LinuxMemory = r.memory().unwrap_or_default();
     let mut memory_set = r.memory().is_some();
     set!(memory, opts.memory, set_limit, memory_set);
     set!(memory, opts.memory_reservation, set_reservation, memory_set);
@@ -99,12 +99,14 @@ pub fn update(root: &RuntimeRoot, opts: &UpdateOptions) -> Result<()> {
     let container = ops::load(root, &opts.id)?;
     ops::require_cgroups(&container, "update")?;
     let manager = ps::cgroup_manager(&container)?;
-    manager.apply(&ControllerOpt {
-        resources: &resources,
-        disable_oom_killer: false,
-        oom_score_adj: None,
-        freezer_state: None,
-    })?;
+    manager
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(Box::new)?;
     Ok(())
 }
 

@@ -40,25 +40,38 @@ pub fn require_root() {
 /// A unique container id for this process.
 pub fn unique_id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Fills `dir` with a busybox-static root filesystem.
 pub fn make_rootfs(dir: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "/bin/busybox is missing: apt-get install busybox-static");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: apt-get install busybox-static"
+    );
     for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "dev/shm"] {
         fs::create_dir_all(dir.join(d)).expect("rootfs dir");
     }
     fs::copy(busybox, dir.join("bin/busybox")).expect("copy busybox");
-    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    let list = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
             let _ = symlink("busybox", dir.join("bin").join(applet));
         }
     }
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
-        .expect("passwd");
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .expect("passwd");
     fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
 }
 
@@ -85,7 +98,11 @@ impl Bundle {
             cmd.arg("--rootless");
         }
         let out = cmd.output().expect("pinc spec");
-        assert!(out.status.success(), "pinc spec failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pinc spec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bundle = Self { dir };
         bundle.edit(|c| {
             c["process"]["terminal"] = Value::Bool(false);
@@ -107,8 +124,11 @@ impl Bundle {
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut c = self.config();
         f(&mut c);
-        fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&c).expect("json"))
-            .expect("write config");
+        fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&c).expect("json"),
+        )
+        .expect("write config");
     }
 
     /// Sets process.env entries (appended; later entries win).
@@ -199,7 +219,11 @@ impl Pinc {
         let mut out = Vec::new();
         for sub in ["locks", "staging", "exec"] {
             if let Ok(entries) = fs::read_dir(private.join(sub)) {
-                out.extend(entries.flatten().map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())));
+                out.extend(
+                    entries
+                        .flatten()
+                        .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())),
+                );
             }
         }
         out
@@ -215,9 +239,15 @@ pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
     if id.is_empty() || id == "." || id == ".." {
         return found;
     }
-    for ctrl in ["cpu", "cpuset", "memory", "pids", "devices", "freezer", "blkio", "cpuacct"] {
+    for ctrl in [
+        "cpu", "cpuset", "memory", "pids", "devices", "freezer", "blkio", "cpuacct",
+    ] {
         let base = Path::new("/sys/fs/cgroup").join(ctrl);
-        for candidate in [base.join("pinc").join(id), base.join(id), base.join(format!(":youki:{id}"))] {
+        for candidate in [
+            base.join("pinc").join(id),
+            base.join(id),
+            base.join(format!(":youki:{id}")),
+        ] {
             if candidate.exists() {
                 found.push(candidate);
             }

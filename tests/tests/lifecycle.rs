@@ -15,7 +15,10 @@ fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
         if status == want {
             return;
         }
-        assert!(Instant::now() < deadline, "{id} stayed {status}, wanted {want}");
+        assert!(
+            Instant::now() < deadline,
+            "{id} stayed {status}, wanted {want}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -57,13 +60,24 @@ fn run_forwards_signals_and_reports_death_by_signal() {
     require_root();
     let pinc = Pinc::new();
     // A pid-1 shell only receives signals it handles: the trap makes TERM count.
-    let bundle = Bundle::new(&["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"]);
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+    ]);
     let id = unique_id("fwd");
     let mut child = spawn_run(&pinc, &bundle, &id);
     wait_for_status(&pinc, &id, "running");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .expect("signal pinc run");
-    assert_eq!(child.wait().expect("wait").code(), Some(3), "TERM reached the container");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal pinc run");
+    assert_eq!(
+        child.wait().expect("wait").code(),
+        Some(3),
+        "TERM reached the container"
+    );
     assert!(pinc.leftovers().is_empty());
 
     let id = unique_id("killed");
@@ -179,7 +193,10 @@ fn delete_force_kills_and_tolerates_gone_containers() {
     pinc.ok(&["delete", "--force", &id]);
     // Gone, or a zombie waiting for the machine's init to reap it.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z "), "init killed: {stat}");
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "init killed: {stat}"
+    );
     // Slurm deletes at cleanup whatever it started: a gone container is fine with --force.
     let out = pinc.output(&["delete", "--force", &id]);
     assert!(
@@ -392,4 +409,21 @@ fn version_flag() {
     let out = Pinc::new().output(&["--version"]);
     assert!(out.status.success());
     assert!(stdout(&out).starts_with("pinc "), "{}", stdout(&out));
+}
+
+#[test]
+fn processes_entering_a_container_run_pinc_from_a_read_only_view() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "30"]);
+    let id = unique_id("cve");
+    pinc.ok(&["create", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    // The created init is still the pinc image, waiting for `start`.
+    let pid = pinc.state(&id)["pid"].as_i64().expect("pid");
+    let exe = nix::sys::statvfs::statvfs(format!("/proc/{pid}/exe").as_str()).expect("statvfs exe");
+    assert!(
+        exe.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "CVE-2019-5736: the init must not run from a writable pinc binary"
+    );
+    pinc.ok(&["delete", "--force", &id]);
 }

@@ -1,0 +1,72 @@
+//! The container process's executor: libcontainer's default, with runc's
+//! wording when the program is missing or not executable. Docker and Podman
+//! pick exit codes 127 and 126 by matching that text.
+
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+
+#[derive(Clone, Default)]
+pub struct PincExecutor;
+
+/// runc's message for a failed `validate`, from libcontainer's.
+fn runc_wording(program: &str, message: &str) -> String {
+    if message.contains("not found in $PATH") {
+        if program.contains('/') {
+            format!("exec: {program:?}: stat {program}: no such file or directory")
+        } else {
+            format!("exec: {program:?}: executable file not found in $PATH")
+        }
+    } else if message.contains("does not have correct permissions") {
+        format!("exec: {program:?}: permission denied")
+    } else {
+        message.to_string()
+    }
+}
+
+impl Executor for PincExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec).map_err(|err| match err {
+            ExecutorValidationError::ArgValidationError(message) => {
+                let program = spec
+                    .process()
+                    .as_ref()
+                    .and_then(|p| p.args().as_ref())
+                    .and_then(|a| a.first())
+                    .cloned()
+                    .unwrap_or_default();
+                ExecutorValidationError::ArgValidationError(runc_wording(&program, &message))
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_what_docker_and_podman_look_for() {
+        let missing = runc_wording("/no/such", "executable '/no/such' not found in $PATH");
+        assert!(missing.contains("no such file or directory"), "{missing}");
+        let bare = runc_wording("nosuch", "executable 'nosuch' not found in $PATH");
+        assert!(
+            bare.contains("executable file not found in $PATH"),
+            "{bare}"
+        );
+        let perm = runc_wording(
+            "/etc/passwd",
+            "executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions",
+        );
+        assert!(perm.ends_with("permission denied"), "{perm}");
+        assert_eq!(
+            runc_wording("x", "PATH environment variable is not set"),
+            "PATH environment variable is not set"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Where pinc runs: under a caller's CPU binding, and as an unprivileged user
+//! on a host whose cgroups are not delegated (this machine's cgroup v1).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use pinc_tests::{
+    output_via_files, pinc_bin, require_root, stderr, stdout, unique_id, Bundle, Pinc,
+};
+
+fn allowed_list(output: &str, key: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {key} in {output}"))
+}
+
+#[test]
+fn the_container_keeps_the_callers_cpu_affinity() {
+    require_root();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    assert!(
+        ncpu >= 2,
+        "this test needs two CPUs to tell a binding from none"
+    );
+    let last = (ncpu - 1).to_string();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    let b = bundle.path().to_str().expect("utf8");
+
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &last])
+        .arg(pinc_bin())
+        .arg("--root")
+        .arg(pinc.root.path())
+        .args(["run", "-b", b, &unique_id("aff")]);
+    let out = output_via_files(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        allowed_list(&stdout(&out), "Cpus_allowed_list:"),
+        last,
+        "Slurm-style binding kept"
+    );
+
+    // Unbound caller: all CPUs, as the host allows.
+    let out = pinc.output(&["run", "-b", b, &unique_id("aff")]);
+    assert_eq!(
+        allowed_list(&stdout(&out), "Cpus_allowed_list:"),
+        format!("0-{last}")
+    );
+
+    // A spec that pins CPUs wins over the caller's affinity.
+    bundle.edit(|c| c["linux"]["resources"]["cpu"] = serde_json::json!({"cpus": "0"}));
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &last])
+        .arg(pinc_bin())
+        .arg("--root")
+        .arg(pinc.root.path())
+        .args(["run", "-b", b, &unique_id("aff")]);
+    let out = output_via_files(cmd);
+    assert_eq!(
+        allowed_list(&stdout(&out), "Cpus_allowed_list:"),
+        "0",
+        "{}",
+        stderr(&out)
+    );
+
+    // exec'd processes run where the container runs.
+    bundle.edit(|c| {
+        c["process"]["args"] = serde_json::json!(["sleep", "30"]);
+        c["linux"]["resources"]["cpu"] = serde_json::Value::Null;
+    });
+    let id = unique_id("affexec");
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &last])
+        .arg(pinc_bin())
+        .arg("--root")
+        .arg(pinc.root.path())
+        .args(["run", "-d", "-b", b, &id]);
+    assert!(output_via_files(cmd).status.success());
+    let out = pinc.ok(&[
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert_eq!(allowed_list(&out, "Cpus_allowed_list:"), last);
+    pinc.ok(&["delete", "--force", &id]);
+}
+
+const USER: &str = "pinc-rootless";
+
+/// A real unprivileged user, created once.
+fn ensure_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", USER])
+            .status()
+            .expect("useradd (package passwd)");
+        assert!(
+            status.success() || id("-u").is_some(),
+            "useradd {USER} failed"
+        );
+    }
+    (id("-u").expect("uid"), id("-g").expect("gid"))
+}
+
+/// Runs pinc as the unprivileged user with its own XDG_RUNTIME_DIR.
+fn as_user(runtime_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("runuser");
+    cmd.args([
+        "-u",
+        USER,
+        "--",
+        "env",
+        "-i",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+    ])
+    .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
+    .arg(format!("HOME=/home/{USER}"))
+    .arg(pinc_bin())
+    .args(args);
+    output_via_files(cmd)
+}
+
+#[test]
+fn rootless_on_a_login_node_without_delegation() {
+    require_root();
+    let (uid, gid) = ensure_user();
+    // Everything the user touches lives in a directory the user owns.
+    let home = tempfile::Builder::new()
+        .prefix("pinc-rootless-")
+        .tempdir()
+        .expect("tempdir");
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let chown = |p: &std::path::Path| {
+        nix::unistd::chown(p, Some(uid.into()), Some(gid.into())).expect("chown")
+    };
+    let runtime_dir = home.path().join("run");
+    let bundle = home.path().join("bundle");
+    fs::create_dir_all(&runtime_dir).expect("run dir");
+    fs::create_dir_all(&bundle).expect("bundle");
+    fs::set_permissions(&runtime_dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+    chown(&runtime_dir);
+    chown(&bundle);
+    pinc_tests::make_rootfs(&bundle.join("rootfs"));
+    let b = bundle.to_str().expect("utf8");
+
+    let out = as_user(&runtime_dir, &["spec", "--rootless", "--bundle", b]);
+    assert!(out.status.success(), "spec --rootless: {}", stderr(&out));
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let path = bundle.join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        f(&mut c);
+        fs::write(&path, serde_json::to_vec(&c).expect("json")).expect("write");
+    };
+    edit(&|c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "echo uid=$(id -u) in $(hostname); cat /proc/self/uid_map; exit 4"
+        ]);
+    });
+
+    let id = unique_id("rl");
+    let out = as_user(&runtime_dir, &["run", "--bundle", b, &id]);
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("uid=0 in pinc\n"), "{text}");
+    let map: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .expect("uid_map line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        map,
+        vec!["0", &uid.to_string(), "1"],
+        "container root is the user"
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "no limits asked, no warning: {}",
+        stderr(&out)
+    );
+    let state_dir = runtime_dir.join("pinc");
+    assert!(state_dir.is_dir(), "state under $XDG_RUNTIME_DIR/pinc");
+
+    // Detached: list, exec, ps, kill, delete as the user.
+    edit(&|c| c["process"]["args"] = serde_json::json!(["sleep", "60"]));
+    let id = unique_id("rld");
+    let out = as_user(&runtime_dir, &["run", "--detach", "--bundle", b, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_user(&runtime_dir, &["list"]);
+    assert!(
+        stdout(&out).contains(&id) && stdout(&out).contains("running"),
+        "{}",
+        stdout(&out)
+    );
+    let out = as_user(&runtime_dir, &["exec", &id, "sh", "-c", "id -u; exit 6"]);
+    assert_eq!(out.status.code(), Some(6), "exec: {}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n");
+    let out = as_user(&runtime_dir, &["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_str(&stdout(&out)).expect("ps json");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let out = as_user(&runtime_dir, &["pause", &id]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("delegated"),
+        "{}",
+        stderr(&out)
+    );
+    let out = as_user(&runtime_dir, &["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_user(&runtime_dir, &["list", "-q"]);
+    assert_eq!(stdout(&out), "");
+
+    // A memory limit cannot be enforced: one warning, the container still runs.
+    edit(&|c| {
+        c["process"]["args"] = serde_json::json!(["true"]);
+        c["linux"]["resources"] = serde_json::json!({"memory": {"limit": 67108864}});
+    });
+    let out = as_user(&runtime_dir, &["run", "--bundle", b, &unique_id("rlw")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "exactly one warning: {err}");
+    assert!(
+        err.contains("warning") && err.contains("memory") && err.contains("not delegated"),
+        "{err}"
+    );
+
+    // ... unless the user asked for limits to be enforced.
+    edit(&|c| {
+        c["annotations"] = serde_json::json!({"pinc.io/require-cgroups": "true"});
+    });
+    let id = unique_id("rlr");
+    let out = as_user(&runtime_dir, &["run", "--bundle", b, &id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("memory") && err.contains("cannot be enforced"),
+        "{err}"
+    );
+    let leftovers: Vec<_> = fs::read_dir(&state_dir)
+        .expect("state dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".pinc")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
