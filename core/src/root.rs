@@ -1,7 +1,7 @@
 //! The runtime root: where container state lives.
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Errors preparing the runtime root.
@@ -87,14 +87,14 @@ impl RuntimeRoot {
                 path: dir.clone(),
                 source,
             })?;
-        // The root may predate us with looser bits; state is private.
-        let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o700));
         Ok(dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -12,8 +12,6 @@ pub mod simple;
 pub mod spec;
 pub mod update;
 
-use std::path::Path;
-
 use pinc_core::rootless::RootlessFlag;
 use pinc_core::RuntimeRoot;
 
@@ -52,6 +50,3 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
-
-#[allow(dead_code)]
-fn _assert_path(_: &Path) {}
