@@ -10,6 +10,7 @@ pub mod caller;
 pub mod cpulist;
 pub mod delegation;
 pub mod mode;
+pub mod prewarm;
 
 pub use affinity::AffinityError;
 pub use caller::{CallerCgroups, CallerError};

@@ -127,6 +127,9 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
         Ok(created) => Ok(created),
         Err(err) => {
             cleanup(&dir);
+            if let Err(e) = crate::ledger::Ledger::release(root, &opts.id) {
+                tracing::warn!(target: "pinc", "failed to release the allocation of {:?}: {e}", opts.id);
+            }
             if let (Some(pid_file), false) = (&opts.pid_file, pid_file_existed) {
                 let _ = fs::remove_file(pid_file);
             }

@@ -17,6 +17,8 @@ pub enum Error {
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
     Rootless(#[from] rootless::RootlessError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("container {id:?} does not exist")]
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]

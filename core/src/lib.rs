@@ -13,10 +13,12 @@ pub mod exec;
 pub mod executor;
 pub mod features;
 pub mod id;
+pub mod ledger;
 pub mod list;
 pub mod lock;
 pub mod ops;
 pub mod pipeline;
+pub mod placement;
 pub mod ps;
 pub mod root;
 pub mod rootless;
@@ -28,6 +30,12 @@ pub mod update;
 
 pub use error::Error;
 pub use root::RuntimeRoot;
+
+/// Starts the kernel's cgroup-attach grace period early (see
+/// `pinc_cgroup::prewarm`); call first thing in create and run.
+pub fn prewarm_cgroup_attach() {
+    pinc_cgroup::prewarm::start(std::path::Path::new("/"));
+}
 
 /// Re-exported so callers build specs with the exact version libcontainer uses.
 pub use libcontainer::oci_spec;

@@ -68,6 +68,27 @@ impl IdLock {
         }
     }
 
+    /// Takes the lock on `id` only if nobody holds it (never blocks).
+    pub fn try_acquire(root: &RuntimeRoot, id: &str) -> Result<Option<Self>, LockError> {
+        let path = root.private_dir("locks")?.join(id);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| LockError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(Self { _lock: lock, path })),
+            Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
+            Err((_, source)) => Err(LockError::Flock { path, source }),
+        }
+    }
+
     /// Removes the lock file while still holding it (on delete).
     pub fn remove(self) {
         let _ = fs::remove_file(&self.path);

@@ -169,6 +169,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         if dir.exists() {
             // A create that died half-way: nothing alive to protect.
             crate::create::cleanup(&dir);
+            crate::ledger::Ledger::release(root, id)?;
             lock.remove();
             return Ok(());
         }
@@ -196,6 +197,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     container
         .delete(force)
         .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    crate::ledger::Ledger::release(root, id)?;
     lock.remove();
     Ok(())
 }

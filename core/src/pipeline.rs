@@ -100,10 +100,12 @@ impl Pipeline {
     }
 }
 
-/// The HPC pipeline the CLI and the shim both run. It has no stages yet:
-/// placement, devices and hugepages plug in here.
+/// The HPC pipeline the CLI and the shim both run: placement (devices and
+/// hugepages plug in after it).
 pub fn hpc() -> Pipeline {
-    Pipeline::noop()
+    Pipeline::noop().with_stage(crate::placement::PlacementStage::new(Box::new(|| {
+        crate::placement::load_topology(None)
+    })))
 }
 
 #[cfg(test)]

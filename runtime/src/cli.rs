@@ -89,6 +89,33 @@ pub enum Command {
     Spec(SpecCmd),
     /// Print the runtime-spec features pinc supports
     Features,
+    /// Show the node as pinc sees it, and the current allocations
+    Topology(TopologyCmd),
+    /// Dry-run a placement request (KEY=VALUE, as the pinc.io/ annotations)
+    Plan(PlanCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct TopologyCmd {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// An hwloc XML file (or synthetic:DESCRIPTION) instead of this machine
+    #[arg(long)]
+    pub topology: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanCmd {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// An hwloc XML file (or synthetic:DESCRIPTION) instead of this machine
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// e.g. cores=2 near=0000:b7:00.0 policy=strict
+    #[arg(required = true)]
+    pub request: Vec<String>,
 }
 
 #[derive(Args, Debug)]

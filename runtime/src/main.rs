@@ -28,6 +28,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Update(a) => commands::update::run(a, g),
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::simple::features(),
+        Command::Topology(a) => commands::placement::topology(a, g),
+        Command::Plan(a) => commands::placement::plan(a, g),
     }
 }
 
@@ -59,6 +61,9 @@ fn main() {
             eprintln!("pinc: error: {}", one_line(&e));
             std::process::exit(1);
         }
+    }
+    if matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+        pinc_core::prewarm_cgroup_attach();
     }
     let logger = match logging::init(
         cli.global.log.as_deref(),

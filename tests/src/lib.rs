@@ -147,6 +147,24 @@ pub struct Pinc {
     pub root: tempfile::TempDir,
 }
 
+/// A failing test must not leak containers: delete whatever is left.
+impl Drop for Pinc {
+    fn drop(&mut self) {
+        let ids = fs::read_dir(self.root.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().join("state.json").is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            let _ = output_via_files(self.cmd(&["delete", "--force", &id]));
+        }
+    }
+}
+
 impl Default for Pinc {
     fn default() -> Self {
         Self::new()

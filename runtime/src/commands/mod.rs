@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod list;
+pub mod placement;
 pub mod ps;
 pub mod run;
 pub mod simple;

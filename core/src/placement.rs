@@ -1,0 +1,243 @@
+//! The placement stage: `pinc.io/cpus=…` (or `PINC_CPUS=…`) becomes
+//! linux.resources.cpu.cpus/mems and linux.memoryPolicy, planned against the
+//! node's topology, what the caller may use, and the allocation ledger.
+
+use std::path::Path;
+
+use libcontainer::oci_spec::runtime::{
+    LinuxCpu, LinuxMemoryPolicy, LinuxResources, MemoryPolicyModeType, Spec,
+};
+use pinc_cgroup::{affinity, CallerCgroups, CpuList};
+use pinc_topology::planner::{plan, Constraints, Placement};
+use pinc_topology::request::{self, MemMode};
+use pinc_topology::Topology;
+
+use crate::ledger::{Allocation, Ledger};
+use crate::pipeline::{Context, Stage, StageError};
+use crate::RuntimeRoot;
+
+/// Annotation that records the placement in the final spec (and so in `pinc state`).
+pub const PLACEMENT_ANNOTATION: &str = "pinc.io/placement";
+
+/// Where the topology comes from.
+pub type TopologyLoader = Box<dyn Fn() -> Result<Topology, StageError>>;
+
+pub struct PlacementStage {
+    load: TopologyLoader,
+}
+
+impl PlacementStage {
+    pub fn new(load: TopologyLoader) -> Self {
+        Self { load }
+    }
+}
+
+/// What the caller may use: its affinity within its cpuset, and its cpuset's mems.
+pub fn caller_constraints() -> Result<(CpuList, Option<CpuList>), StageError> {
+    let mut cpus = affinity::get(0)?;
+    let mut mems = None;
+    if let Ok(caller) = CallerCgroups::read(Path::new("/")) {
+        if let Some(set) = caller.cpuset_cpus()? {
+            cpus = cpus.intersection(&set);
+        }
+        mems = caller.cpuset_mems()?;
+    }
+    Ok((cpus, mems))
+}
+
+fn spec_cpus(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()?
+        .resources()
+        .as_ref()?
+        .cpu()
+        .as_ref()?
+        .cpus()
+        .clone()
+}
+
+/// Whole cores around `cpus`.
+fn whole_cores(t: &Topology, cpus: &CpuList) -> CpuList {
+    t.cores
+        .iter()
+        .filter(|c| c.pus.iter().any(|p| cpus.contains(*p)))
+        .flat_map(|c| c.pus.iter().copied())
+        .collect()
+}
+
+fn write_placement(spec: &mut Spec, p: &Placement) -> Result<(), StageError> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut resources: LinuxResources = linux.resources().clone().unwrap_or_default();
+    let mut cpu: LinuxCpu = resources.cpu().clone().unwrap_or_default();
+    if !p.cpus.is_empty() {
+        cpu.set_cpus(Some(p.cpus.to_string()));
+        cpu.set_mems(Some(p.mems.to_string()));
+        resources.set_cpu(Some(cpu));
+        linux.set_resources(Some(resources));
+    }
+    if let Some((mode, nodes)) = &p.mem_policy {
+        let mut policy = LinuxMemoryPolicy::default();
+        policy.set_mode(match mode {
+            MemMode::Bind => MemoryPolicyModeType::MpolBind,
+            MemMode::Interleave => MemoryPolicyModeType::MpolInterleave,
+            MemMode::Preferred => MemoryPolicyModeType::MpolPreferred,
+        });
+        policy.set_nodes(Some(nodes.to_string()));
+        linux.set_memory_policy(Some(policy));
+    }
+    spec.set_linux(Some(linux));
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    annotations.insert(
+        PLACEMENT_ANNOTATION.to_string(),
+        serde_json::json!({"cpus": p.cpus, "mems": p.mems, "numa": p.numa_nodes, "why": p.reasons})
+            .to_string(),
+    );
+    spec.set_annotations(Some(annotations));
+    Ok(())
+}
+
+impl Stage for PlacementStage {
+    fn name(&self) -> &'static str {
+        "placement"
+    }
+
+    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let env = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        let Some(request) = request::from_spec(&annotations, &env)? else {
+            return Ok(());
+        };
+        if !request.hugepages.is_empty() {
+            return Err("pinc.io/hugepages: hugepage requests are not supported yet".into());
+        }
+        let topology = (self.load)()?;
+        let (allowed_cpus, allowed_mems) = caller_constraints()?;
+        let root = RuntimeRoot::existing(ctx.root);
+        let ledger = Ledger::open(&root)?;
+        let pinned: Option<CpuList> = spec_cpus(spec).map(|s| s.parse()).transpose()?;
+        let placement = ledger.update(Some(ctx.id), |allocations| -> Result<Placement, StageError> {
+            allocations.retain(|a| a.id != ctx.id);
+            let taken: CpuList = allocations.iter().flat_map(|a| a.cpus.iter()).collect();
+            let placement = match &pinned {
+                // A spec that pins CPUs is validated, not overridden.
+                Some(cpus) => {
+                    if !cpus.is_subset(&allowed_cpus) {
+                        return Err(format!("the spec pins cpus {cpus}, outside the allowed CPUs {allowed_cpus}").into());
+                    }
+                    let reserved = whole_cores(&topology, cpus);
+                    let clash = reserved.intersection(&taken);
+                    if !clash.is_empty() {
+                        let holders: Vec<&str> = allocations
+                            .iter()
+                            .filter(|a| !a.cpus.intersection(&clash).is_empty())
+                            .map(|a| a.id.as_str())
+                            .collect();
+                        return Err(format!("the spec pins cpus {cpus}, but cores {clash} are held by {}", holders.join(", ")).into());
+                    }
+                    let mems: CpuList = topology
+                        .cores
+                        .iter()
+                        .filter(|c| c.pus.iter().any(|p| cpus.contains(*p)))
+                        .filter_map(|c| c.numa)
+                        .collect();
+                    Placement {
+                        cpus: cpus.clone(),
+                        reserved,
+                        mems: mems.clone(),
+                        numa_nodes: mems.iter().collect(),
+                        mem_policy: None,
+                        reasons: vec![format!("the spec pins cpus {cpus}: validated and reserved")],
+                    }
+                }
+                None => plan(
+                    &topology,
+                    &request,
+                    &Constraints {
+                        allowed_cpus: allowed_cpus.clone(),
+                        allowed_mems: allowed_mems.clone(),
+                        taken,
+                    },
+                )?,
+            };
+            allocations.push(Allocation {
+                id: ctx.id.to_string(),
+                cpus: placement.reserved.clone(),
+                mems: placement.mems.clone(),
+            });
+            Ok(placement)
+        })??;
+        tracing::info!(target: "pinc", id = ctx.id, cpus = %placement.cpus, mems = %placement.mems, "placed");
+        if pinned.is_none() {
+            write_placement(spec, &placement)?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads a topology: an hwloc XML file, a synthetic description
+/// (`synthetic:packages=2 ...`), or this machine.
+pub fn load_topology(source: Option<&str>) -> Result<Topology, StageError> {
+    Ok(match source {
+        Some(s) if s.starts_with("synthetic:") => {
+            pinc_topology::synthetic::build(s.trim_start_matches("synthetic:"))?
+        }
+        Some(path) => pinc_topology::hwloc::from_xml(path)?,
+        None => pinc_topology::hwloc::live()?,
+    })
+}
+
+/// `pinc plan`: a dry run. Against this machine it honours the caller's
+/// CPUs and the ledger (without reserving); against a topology file it
+/// plans on the whole of that node.
+pub fn dry_run(
+    root: &RuntimeRoot,
+    source: Option<&str>,
+    words: &[String],
+) -> Result<Placement, StageError> {
+    let topology = load_topology(source)?;
+    let request = request::from_words(words.iter().map(String::as_str))?
+        .ok_or("nothing to plan: give cpus=N or cores=N")?;
+    let constraints = match source {
+        Some(_) => Constraints {
+            allowed_cpus: topology.pus(),
+            ..Default::default()
+        },
+        None => {
+            let (allowed_cpus, allowed_mems) = caller_constraints()?;
+            let taken = if root.path().join(".pinc/ledger/allocations.json").exists() {
+                Ledger::open(root)?
+                    .list()?
+                    .iter()
+                    .flat_map(|a| a.cpus.iter())
+                    .collect()
+            } else {
+                CpuList::new()
+            };
+            Constraints {
+                allowed_cpus,
+                allowed_mems,
+                taken,
+            }
+        }
+    };
+    Ok(plan(&topology, &request, &constraints)?)
+}
+
+/// `pinc topology`: the node and the current allocations.
+pub fn node(
+    root: &RuntimeRoot,
+    source: Option<&str>,
+) -> Result<(Topology, Vec<Allocation>), StageError> {
+    let topology = load_topology(source)?;
+    let allocations =
+        if source.is_none() && root.path().join(".pinc/ledger/allocations.json").exists() {
+            Ledger::open(root)?.list()?
+        } else {
+            Vec::new()
+        };
+    Ok((topology, allocations))
+}
