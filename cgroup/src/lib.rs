@@ -9,6 +9,7 @@ pub mod affinity;
 pub mod caller;
 pub mod cpulist;
 pub mod delegation;
+pub mod hugetlb;
 pub mod mode;
 pub mod prewarm;
 

@@ -9,7 +9,10 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::oci_spec::runtime::{ExecCPUAffinity, Spec};
 use libcontainer::syscall::syscall::SyscallType;
-use pinc_cgroup::{affinity, CpuList};
+use std::error::Error as _;
+
+use pinc_cgroup::mode::{self, cgroup_mounts};
+use pinc_cgroup::{affinity, hugetlb, CgroupMode, CpuList};
 
 use crate::bundle::{self, Bundle};
 use crate::error::{Error, Result};
@@ -158,6 +161,8 @@ fn create_locked(
     let stages_changed = spec != loaded;
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
 
+    let hugetlb = hugetlb_plan(&mut spec)?;
+
     // Keep the caller's affinity unless the spec pins CPUs: joining a cpuset
     // cgroup resets affinity, which would undo Slurm's or mpirun's binding.
     let planned_cpus = spec_cpus(&spec);
@@ -219,11 +224,17 @@ fn create_locked(
     if let Some(cpus) = &affinity_target {
         affinity::set(init_pid, cpus)?;
     }
+    let cgroup_path = cgroups_path.clone().unwrap_or_default();
+    let hugetlb_v2 = match &hugetlb {
+        Some(plan) => apply_hugetlb(plan, &cgroup_path, init_pid)?,
+        None => None,
+    };
     let sidecar = Sidecar {
         sandbox,
         final_spec: staged.is_some(),
         rootfs: spec.root().as_ref().map(|r| r.path().clone()),
         cgroups_path,
+        hugetlb_v2,
         affinity: affinity_target.map(|c| c.to_string()),
         stages: if stages_changed {
             pipeline
@@ -241,6 +252,85 @@ fn create_locked(
         init_pid,
         sidecar,
     })
+}
+
+/// What pinc must do itself for hugepage limits.
+struct HugetlbPlan {
+    /// The cgroup2 mount holding the hugetlb controller.
+    mount: PathBuf,
+    limits: Vec<hugetlb::Limit>,
+    /// libcontainer runs its v1 manager here (hybrid host): pinc makes the
+    /// hugetlb cgroup itself. Otherwise (pure v2) pinc only adds reservations.
+    own_cgroup: bool,
+}
+
+/// Decides who applies hugepage limits; on hybrid hosts removes them from
+/// the spec libcontainer sees (its v1 manager refuses a controller that is
+/// not a v1 hierarchy). v1 hosts need nothing: libcgroups writes limits and
+/// reservations there.
+fn hugetlb_plan(spec: &mut Spec) -> Result<Option<HugetlbPlan>> {
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(None);
+    };
+    let Some(mut resources) = linux.resources().clone() else {
+        return Ok(None);
+    };
+    let requested = resources.hugepage_limits().clone().unwrap_or_default();
+    if requested.is_empty() {
+        return Ok(None);
+    }
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(Error::io("failed to read", "/proc/self/mountinfo"))?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let mount = match hugetlb::locate(Path::new("/"), &mounts) {
+        hugetlb::Location::V1 => return Ok(None),
+        hugetlb::Location::V2(mount) => mount,
+        hugetlb::Location::None => {
+            return Err(Error::Unsupported(
+                "hugepage limits requested, but this host has no hugetlb cgroup controller".into(),
+            ))
+        }
+    };
+    let own_cgroup = mode::detect(&mounts) != CgroupMode::Unified;
+    if own_cgroup {
+        resources.set_hugepage_limits(None);
+        linux.set_resources(Some(resources));
+        spec.set_linux(Some(linux));
+    }
+    let limits = requested
+        .iter()
+        .map(|l| hugetlb::Limit {
+            page_size: l.page_size().clone(),
+            bytes: l.limit().max(0) as u64,
+        })
+        .collect();
+    Ok(Some(HugetlbPlan {
+        mount,
+        limits,
+        own_cgroup,
+    }))
+}
+
+/// Applies hugepage limits with reservations; returns the cgroup2 mount when
+/// pinc made the container's hugetlb cgroup (to remove it on delete).
+fn apply_hugetlb(plan: &HugetlbPlan, cgroup_path: &Path, init_pid: i32) -> Result<Option<PathBuf>> {
+    let unsupported = |e: hugetlb::HugetlbError| {
+        Error::Unsupported(format!(
+            "hugetlb: {e}: {}",
+            e.source().map(|s| s.to_string()).unwrap_or_default()
+        ))
+    };
+    if plan.own_cgroup {
+        if let Err(e) = hugetlb::apply_v2(&plan.mount, cgroup_path, &plan.limits, init_pid) {
+            let _ = hugetlb::remove_v2(&plan.mount, cgroup_path);
+            return Err(unsupported(e));
+        }
+        Ok(Some(plan.mount.clone()))
+    } else {
+        hugetlb::write_v2_limits(&hugetlb::v2_dir(&plan.mount, cgroup_path), &plan.limits)
+            .map_err(unsupported)?;
+        Ok(None)
+    }
 }
 
 /// Writes the final spec to a private staging bundle.

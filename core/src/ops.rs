@@ -194,9 +194,14 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     {
         stop_sandboxed(&mut container)?;
     }
+    let sidecar = Sidecar::load(&container.root);
     container
         .delete(force)
         .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    if let (Some(mount), Some(path)) = (&sidecar.hugetlb_v2, &sidecar.cgroups_path) {
+        pinc_cgroup::hugetlb::remove_v2(mount, path)
+            .map_err(|e| Error::Unsupported(e.to_string()))?;
+    }
     crate::ledger::Ledger::release(root, id)?;
     lock.remove();
     Ok(())

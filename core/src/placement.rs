@@ -2,10 +2,11 @@
 //! linux.resources.cpu.cpus/mems and linux.memoryPolicy, planned against the
 //! node's topology, what the caller may use, and the allocation ledger.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{
-    LinuxCpu, LinuxMemoryPolicy, LinuxResources, MemoryPolicyModeType, Spec,
+    LinuxCpu, LinuxHugepageLimit, LinuxMemoryPolicy, LinuxResources, MemoryPolicyModeType, Mount,
+    Spec,
 };
 use pinc_cgroup::{affinity, CallerCgroups, CpuList};
 use pinc_topology::planner::{plan, Constraints, Placement};
@@ -111,10 +112,11 @@ impl Stage for PlacementStage {
         let Some(request) = request::from_spec(&annotations, &env)? else {
             return Ok(());
         };
-        if !request.hugepages.is_empty() {
-            return Err("pinc.io/hugepages: hugepage requests are not supported yet".into());
-        }
         let topology = (self.load)()?;
+        if request.amount.is_none() {
+            // Hugepages only: no CPU placement, no ledger entry.
+            return hugepages(spec, &topology, &request.hugepages, None);
+        }
         let (allowed_cpus, allowed_mems) = caller_constraints()?;
         let root = RuntimeRoot::existing(ctx.root);
         let ledger = Ledger::open(&root)?;
@@ -174,8 +176,111 @@ impl Stage for PlacementStage {
         if pinned.is_none() {
             write_placement(spec, &placement)?;
         }
-        Ok(())
+        hugepages(spec, &topology, &request.hugepages, Some(&placement.mems))
     }
+}
+
+/// Hugepage requests: sizes the kernel has, enough free pages on the
+/// container's memory nodes (spilling to the nearest nodes that have them),
+/// limits in the spec, and hugetlbfs mounted in the container.
+fn hugepages(
+    spec: &mut Spec,
+    topology: &Topology,
+    requests: &[request::Hugepages],
+    mems: Option<&CpuList>,
+) -> Result<(), StageError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut resources: LinuxResources = linux.resources().clone().unwrap_or_default();
+    let mut limits = resources.hugepage_limits().clone().unwrap_or_default();
+    let mut nodes: Vec<u32> = match mems {
+        Some(m) if !m.is_empty() => m.iter().collect(),
+        _ => topology.numa_nodes.iter().map(|n| n.os_index).collect(),
+    };
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (i, h) in requests.iter().enumerate() {
+        let name = pinc_cgroup::hugetlb::page_size_name(h.size_kb);
+        let sysfs =
+            Path::new("/sys/kernel/mm/hugepages").join(format!("hugepages-{}kB", h.size_kb));
+        if !sysfs.exists() {
+            return Err(format!("pinc.io/hugepages: this kernel has no {name} pages").into());
+        }
+        let free_on = |n: u32| {
+            topology
+                .numa(n)
+                .and_then(|node| node.hugepages.iter().find(|p| p.size_kb == h.size_kb))
+                .map_or(0, |p| p.free)
+        };
+        let mut free: u64 = nodes.iter().map(|&n| free_on(n)).sum();
+        // Spill to the nearest nodes that have free pages.
+        while free < h.count {
+            let next = topology
+                .numa_nodes
+                .iter()
+                .map(|n| n.os_index)
+                .filter(|n| !nodes.contains(n) && free_on(*n) > 0)
+                .min_by_key(|n| {
+                    (
+                        nodes
+                            .iter()
+                            .map(|&m| topology.distance(m, *n))
+                            .min()
+                            .unwrap_or(u64::MAX),
+                        *n,
+                    )
+                });
+            match next {
+                Some(n) => {
+                    nodes.push(n);
+                    free += free_on(n);
+                }
+                None => {
+                    return Err(format!(
+                        "pinc.io/hugepages: {} x {name} pages requested, {free} free on NUMA {} \
+                         (reserve more in /proc/sys/vm/nr_hugepages or /sys/devices/system/node/node*/hugepages)",
+                        h.count,
+                        nodes.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                    )
+                    .into())
+                }
+            }
+        }
+        let mut limit = LinuxHugepageLimit::default();
+        limit.set_page_size(name.clone());
+        limit.set_limit((h.count * h.size_kb * 1024) as i64);
+        limits.retain(|l| l.page_size() != &name);
+        limits.push(limit);
+        let destination = if i == 0 {
+            PathBuf::from("/dev/hugepages")
+        } else {
+            PathBuf::from(format!("/dev/hugepages-{name}"))
+        };
+        if !mounts.iter().any(|m| m.destination() == &destination) {
+            let mut mount = Mount::default();
+            mount.set_destination(destination);
+            mount.set_typ(Some("hugetlbfs".into()));
+            mount.set_source(Some(PathBuf::from("hugetlbfs")));
+            mount.set_options(Some(vec![
+                "nosuid".into(),
+                "nodev".into(),
+                format!("pagesize={}", name.trim_end_matches('B')),
+            ]));
+            mounts.push(mount);
+        }
+    }
+    resources.set_hugepage_limits(Some(limits));
+    if mems.is_some_and(|m| !m.is_empty()) {
+        let mut cpu: LinuxCpu = resources.cpu().clone().unwrap_or_default();
+        let all: CpuList = nodes.iter().copied().collect();
+        cpu.set_mems(Some(all.to_string()));
+        resources.set_cpu(Some(cpu));
+    }
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 /// Loads a topology: an hwloc XML file, a synthetic description

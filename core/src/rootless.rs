@@ -183,7 +183,7 @@ pub fn adapt_spec(
         spec.set_mounts(Some(
             mounts
                 .into_iter()
-                .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+                .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2" | "hugetlbfs")))
                 .collect(),
         ));
     }

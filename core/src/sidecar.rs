@@ -26,6 +26,10 @@ pub struct Sidecar {
     /// linux.cgroupsPath of the final spec (the sandbox re-creates it for exec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<std::path::PathBuf>,
+    /// The cgroup2 mount where pinc made the container's hugetlb cgroup
+    /// itself (hybrid hosts); removed on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb_v2: Option<std::path::PathBuf>,
     /// The container's root filesystem (absolute), for `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<std::path::PathBuf>,
@@ -67,6 +71,7 @@ mod tests {
             affinity: Some("1".into()),
             rootfs: Some("/b/rootfs".into()),
             cgroups_path: Some("/pinc/c".into()),
+            hugetlb_v2: Some("/sys/fs/cgroup/unified".into()),
             stages: vec!["placement".into()],
         };
         s.save(dir.path()).expect("save");
