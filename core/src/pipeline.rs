@@ -103,9 +103,9 @@ impl Pipeline {
 /// The HPC pipeline the CLI and the shim both run: placement (devices and
 /// hugepages plug in after it).
 pub fn hpc() -> Pipeline {
-    Pipeline::noop().with_stage(crate::placement::PlacementStage::new(Box::new(|| {
-        crate::placement::load_topology(None)
-    })))
+    Pipeline::noop().with_stage(crate::placement::PlacementStage::new(Box::new(
+        crate::placement::live_topology,
+    )))
 }
 
 #[cfg(test)]

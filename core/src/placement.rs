@@ -20,8 +20,8 @@ use crate::RuntimeRoot;
 /// Annotation that records the placement in the final spec (and so in `pinc state`).
 pub const PLACEMENT_ANNOTATION: &str = "pinc.io/placement";
 
-/// Where the topology comes from.
-pub type TopologyLoader = Box<dyn Fn() -> Result<Topology, StageError>>;
+/// Where the topology comes from (given the runtime root, for its cache).
+pub type TopologyLoader = Box<dyn Fn(&Path) -> Result<Topology, StageError>>;
 
 pub struct PlacementStage {
     load: TopologyLoader,
@@ -112,7 +112,7 @@ impl Stage for PlacementStage {
         let Some(request) = request::from_spec(&annotations, &env)? else {
             return Ok(());
         };
-        let topology = (self.load)()?;
+        let topology = (self.load)(ctx.root)?;
         if request.amount.is_none() {
             // Hugepages only: no CPU placement, no ledger entry.
             return hugepages(spec, &topology, &request.hugepages, None);
@@ -293,6 +293,59 @@ pub fn load_topology(source: Option<&str>) -> Result<Topology, StageError> {
         Some(path) => pinc_topology::hwloc::from_xml(path)?,
         None => pinc_topology::hwloc::live()?,
     })
+}
+
+/// What makes a cached live topology stale: a reboot or CPU hotplug.
+fn machine_key() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    format!(
+        "{}/{}",
+        read("/proc/sys/kernel/random/boot_id"),
+        read("/sys/devices/system/cpu/online")
+    )
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    key: String,
+    topology: Topology,
+}
+
+/// This machine's topology, from a cache under the runtime root when it is
+/// still valid (a full hwloc scan with I/O costs milliseconds per create).
+/// Free hugepages change all the time and are always re-read from sysfs.
+pub fn live_topology(root: &Path) -> Result<Topology, StageError> {
+    let path = root.join(".pinc/topology.json");
+    let key = machine_key();
+    let cached = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Cached>(&b).ok())
+        .filter(|c| c.key == key);
+    let mut topology = match cached {
+        Some(c) => c.topology,
+        None => {
+            let topology = pinc_topology::hwloc::live()?;
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            let json = serde_json::to_vec(&Cached {
+                key,
+                topology: topology.clone(),
+            })?;
+            // Best effort: without a cache pinc just scans again next time.
+            if std::fs::create_dir_all(root.join(".pinc")).is_ok()
+                && std::fs::write(&tmp, json).is_ok()
+            {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            topology
+        }
+    };
+    pinc_topology::hugepages::read(Path::new("/"), &mut topology)?;
+    Ok(topology)
 }
 
 /// `pinc plan`: a dry run. Against this machine it honours the caller's

@@ -5,7 +5,7 @@ use pinc_cgroup::CpuList;
 use serde::Serialize;
 
 /// A processor package (socket).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Package {
     pub os_index: u32,
     /// OS indexes of the NUMA nodes whose CPUs sit in this package.
@@ -13,7 +13,7 @@ pub struct Package {
 }
 
 /// What kind of memory a NUMA node holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
     Dram,
@@ -24,7 +24,7 @@ pub enum MemoryKind {
 }
 
 /// Free and total hugepages of one size on one NUMA node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HugepagePool {
     pub size_kb: u64,
     pub total: u64,
@@ -32,7 +32,7 @@ pub struct HugepagePool {
 }
 
 /// A NUMA node (memory node).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NumaNode {
     pub os_index: u32,
     /// Bytes of memory; 0 when the source does not say.
@@ -47,7 +47,7 @@ pub struct NumaNode {
 }
 
 /// A physical core with its hardware threads (PUs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Core {
     /// Position in the topology's core list (stable, logical).
     pub index: usize,
@@ -63,7 +63,7 @@ pub struct Core {
 }
 
 /// What a PCI device is, for `near=` requests and device injection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     Gpu,
@@ -74,7 +74,7 @@ pub enum DeviceKind {
 }
 
 /// A PCI device with its locality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Device {
     /// "0000:b7:00.0".
     pub bus_id: String,
@@ -90,7 +90,7 @@ pub struct Device {
 }
 
 /// The NUMA distance matrix (ACPI SLIT style: 10 = local).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Distances {
     /// OS indexes, in the order of `values`' rows and columns.
     pub nodes: Vec<u32>,
@@ -107,7 +107,7 @@ impl Distances {
 }
 
 /// A whole node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 pub struct Topology {
     /// Where it came from ("live", a file path, "synthetic: ...").
     pub source: String,
