@@ -301,3 +301,25 @@ fn bad_requests_fail_before_anything_exists() {
     );
     assert!(pinc.leftovers().is_empty());
 }
+
+#[test]
+fn a_memory_policy_request_reaches_the_process() {
+    require_root();
+    let pinc = Pinc::new();
+    // numa_maps shows the policy of each mapping: "interleave:0" for the heap.
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep -m1 -o -E '(interleave|bind|prefer[a-z]*):[0-9,-]+' /proc/self/numa_maps",
+    ]);
+    bundle.add_env("PINC_CPUS=1");
+    bundle.add_env("PINC_MEM=interleave");
+    let out = pinc.output(&[
+        "run",
+        "-b",
+        bundle.path().to_str().expect("utf8"),
+        &unique_id("mpol"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "interleave:0");
+}
