@@ -74,16 +74,33 @@ pub fn resolve<'t>(t: &'t Topology, selector: &str) -> Result<&'t Device, Device
         .ok_or_else(unknown)
 }
 
-/// NUMA nodes a device is local to (from its own locality, else its CPUs).
+/// NUMA nodes with CPUs that a device is local to: its own locality (a
+/// CPU-less node, such as GPU memory, stands for the CPU nodes it sits
+/// beside), else the nodes holding its local CPUs.
 pub fn numa_of(t: &Topology, d: &Device) -> Vec<u32> {
-    if !d.numa.is_empty() {
-        return d.numa.clone();
+    let by_cpus = |cpus: &pinc_cgroup::CpuList| -> Vec<u32> {
+        t.numa_nodes
+            .iter()
+            .filter(|n| !n.cpus.is_empty() && !n.cpus.intersection(cpus).is_empty())
+            .map(|n| n.os_index)
+            .collect()
+    };
+    if d.numa.is_empty() {
+        return by_cpus(&d.cpus);
     }
-    t.numa_nodes
-        .iter()
-        .filter(|n| !n.cpus.is_empty() && !n.cpus.intersection(&d.cpus).is_empty())
-        .map(|n| n.os_index)
-        .collect()
+    let mut out: Vec<u32> = Vec::new();
+    for &n in &d.numa {
+        let nodes = match t.numa(n) {
+            Some(node) if node.cpus.is_empty() => by_cpus(&node.near_cpus),
+            _ => vec![n],
+        };
+        for m in nodes {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
 }
 
 /// A short list of what can be named, for error messages.

@@ -106,10 +106,11 @@ fn wanted(amount: Amount) -> usize {
 }
 
 fn describe(amount: Amount, n: usize) -> String {
-    match amount {
-        Amount::Cpus(_) => format!("{n} CPUs"),
-        Amount::Cores(_) => format!("{n} cores"),
-    }
+    let unit = match amount {
+        Amount::Cpus(_) => "CPU",
+        Amount::Cores(_) => "core",
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Cores with at least one allowed PU and none held.
@@ -127,6 +128,11 @@ fn free_cores<'t>(t: &'t Topology, c: &Constraints) -> Vec<Free<'t>> {
                 .collect(),
         })
         .filter(|f| !f.usable.is_empty())
+        // A core whose memory node the caller may not use is no choice.
+        .filter(|f| match (&c.allowed_mems, f.core.numa) {
+            (Some(mems), Some(n)) => mems.contains(n),
+            _ => true,
+        })
         .collect()
 }
 
@@ -138,34 +144,60 @@ fn capacity(free: &[Free<'_>], node: u32, amount: Amount, smt: bool) -> usize {
         .sum()
 }
 
+/// A taken core and how many request units it serves.
+#[derive(Debug, Clone)]
+struct Taken<'t> {
+    free: Free<'t>,
+    used: usize,
+}
+
 /// Takes cores from `node` until `need` units: the smallest L3 group that
-/// fits alone, otherwise the fullest groups first. Returns units taken.
+/// fits alone; otherwise the fullest groups of the package that can hold the
+/// rest (a NUMA node may span packages: EPYC NPS0), then the others.
+/// Returns units taken.
 fn take_from_node<'t>(
     free: &[Free<'t>],
     node: u32,
     need: usize,
     amount: Amount,
     smt: bool,
-    out: &mut Vec<Free<'t>>,
+    out: &mut Vec<Taken<'t>>,
 ) -> usize {
-    let mut groups: Vec<(Option<usize>, Vec<&Free<'t>>)> = Vec::new();
+    let mut groups: Vec<(Option<usize>, u32, Vec<&Free<'t>>)> = Vec::new();
     for f in free.iter().filter(|f| f.core.numa == Some(node)) {
-        match groups.iter_mut().find(|(l3, _)| *l3 == f.core.l3) {
-            Some((_, v)) => v.push(f),
-            None => groups.push((f.core.l3, vec![f])),
+        match groups.iter_mut().find(|(l3, _, _)| *l3 == f.core.l3) {
+            Some((_, _, v)) => v.push(f),
+            None => groups.push((f.core.l3, f.core.package, vec![f])),
         }
     }
     let cap = |g: &Vec<&Free<'_>>| g.iter().map(|f| units(amount, smt, f)).sum::<usize>();
     let fitting = groups
         .iter()
-        .filter(|(_, g)| cap(g) >= need)
-        .min_by_key(|(l3, g)| (cap(g), *l3));
+        .filter(|(_, _, g)| cap(g) >= need)
+        .min_by_key(|(l3, _, g)| (cap(g), *l3));
     let order: Vec<&Free<'t>> = match fitting {
-        Some((_, g)) => g.clone(),
+        Some((_, _, g)) => g.clone(),
         None => {
+            let mut per_package: Vec<(u32, usize)> = Vec::new();
+            for (_, pkg, g) in &groups {
+                match per_package.iter_mut().find(|(p, _)| p == pkg) {
+                    Some((_, c)) => *c += cap(g),
+                    None => per_package.push((*pkg, cap(g))),
+                }
+            }
+            let home = per_package
+                .iter()
+                .filter(|(_, c)| *c >= need)
+                .min_by_key(|(p, c)| (*c, *p))
+                .or_else(|| {
+                    per_package
+                        .iter()
+                        .max_by_key(|(p, c)| (*c, std::cmp::Reverse(*p)))
+                })
+                .map(|(p, _)| *p);
             let mut sorted = groups.clone();
-            sorted.sort_by_key(|(l3, g)| (std::cmp::Reverse(cap(g)), *l3));
-            sorted.into_iter().flat_map(|(_, g)| g).collect()
+            sorted.sort_by_key(|(l3, pkg, g)| (Some(*pkg) != home, std::cmp::Reverse(cap(g)), *l3));
+            sorted.into_iter().flat_map(|(_, _, g)| g).collect()
         }
     };
     let mut got = 0;
@@ -173,8 +205,12 @@ fn take_from_node<'t>(
         if got >= need {
             break;
         }
-        got += units(amount, smt, f);
-        out.push(f.clone());
+        let used = units(amount, smt, f).min(need - got);
+        got += used;
+        out.push(Taken {
+            free: f.clone(),
+            used,
+        });
     }
     got
 }
@@ -186,7 +222,7 @@ fn take_in_order<'t>(
     need: usize,
     amount: Amount,
     smt: bool,
-    out: &mut Vec<Free<'t>>,
+    out: &mut Vec<Taken<'t>>,
 ) -> usize {
     let mut left = need;
     for &n in nodes {
@@ -206,7 +242,7 @@ fn take_even<'t>(
     need: usize,
     amount: Amount,
     smt: bool,
-    out: &mut Vec<Free<'t>>,
+    out: &mut Vec<Taken<'t>>,
 ) -> usize {
     let mut quotas: Vec<(u32, usize, usize)> = nodes
         .iter()
@@ -275,7 +311,8 @@ fn grow(t: &Topology, seed: u32, nodes: &[(u32, usize)], need: usize) -> Vec<u32
     chosen
 }
 
-/// Score of a node set: fewer nodes, fewer packages, shorter distances.
+/// Score of a node set: fewer packages (crossing a socket costs most), then
+/// fewer nodes, then shorter distances.
 fn score(t: &Topology, set: &[u32]) -> (usize, usize, u64) {
     let packages: BTreeSet<Option<u32>> = set.iter().map(|&n| t.package_of_numa(n)).collect();
     let dist: u64 = set
@@ -283,7 +320,7 @@ fn score(t: &Topology, set: &[u32]) -> (usize, usize, u64) {
         .flat_map(|&a| set.iter().map(move |&b| (a, b)))
         .map(|(a, b)| t.distance(a, b))
         .sum();
-    (set.len(), packages.len(), dist)
+    (packages.len(), set.len(), dist)
 }
 
 /// Plans a request. `request.amount` must be set (hugepage-only requests
@@ -398,10 +435,16 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
                     vec![*n]
                 }
                 None => {
-                    let (node, best) = pool
+                    let Some((node, best)) = pool
                         .iter()
                         .max_by_key(|(n, cap)| (*cap, std::cmp::Reverse(*n)))
-                        .map_or((0, 0), |(n, c)| (*n, *c));
+                        .map(|(n, c)| (*n, *c))
+                    else {
+                        return Err(PlanError::StrictConflict(format!(
+                            "no NUMA node with CPUs is near {}",
+                            request.near.join(",")
+                        )));
+                    };
                     return Err(PlanError::Strict {
                         wanted: describe(amount, need),
                         node,
@@ -495,7 +538,7 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
     };
 
     // Take cores.
-    let mut taken: Vec<Free<'_>> = Vec::new();
+    let mut taken: Vec<Taken<'_>> = Vec::new();
     if request.policy == Policy::Spread || conflict {
         // Even quotas (spread; or one share per device node when near
         // devices disagree), re-distributing what a node cannot hold.
@@ -528,36 +571,33 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
         take_in_order(&free, &order, need, amount, smt, &mut taken);
     }
 
-    // CPUs: with SMT, the first `need` usable PUs of the taken cores in core
-    // order; without, one PU per core. Whole cores are reserved either way.
-    taken.sort_by_key(|f| f.core.index);
+    // Each core gives what it was taken for: with SMT its first `used`
+    // usable threads, cores=N all of them, without SMT one. Whole cores are
+    // reserved either way.
+    taken.sort_by_key(|t| t.free.core.index);
     let mut cpus = CpuList::new();
     let mut reserved = CpuList::new();
-    let mut left = need;
-    for f in &taken {
+    for t in &taken {
+        let f = &t.free;
         for p in &f.core.pus {
             reserved.insert(*p);
         }
         let pus: Vec<u32> = match (amount, smt) {
-            (Amount::Cpus(_), true) => f.usable.iter().copied().take(left).collect(),
+            (Amount::Cpus(_), true) => f.usable.iter().copied().take(t.used).collect(),
             (Amount::Cores(_), true) => f.usable.clone(),
             (_, false) => f.usable.iter().copied().take(1).collect(),
         };
-        left = left.saturating_sub(match amount {
-            Amount::Cpus(_) => pus.len(),
-            Amount::Cores(_) => 1,
-        });
         for p in pus {
             cpus.insert(p);
         }
     }
     let numa_nodes: Vec<u32> = taken
         .iter()
-        .filter_map(|f| f.core.numa)
+        .filter_map(|t| t.free.core.numa)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let l3: BTreeSet<Option<usize>> = taken.iter().map(|f| f.core.l3).collect();
+    let l3: BTreeSet<Option<usize>> = taken.iter().map(|t| t.free.core.l3).collect();
     reasons.push(format!(
         "cpus {cpus} on {} core(s), NUMA {:?}, {} L3 group(s)",
         taken.len(),
@@ -569,6 +609,7 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
     let mut mems: CpuList = numa_nodes.iter().copied().collect();
     let mut policy_nodes = mems.clone();
     let mut mode = request.mem;
+    let mut preferred_hbm: Option<u32> = None;
     if request.hbm {
         let hbm: CpuList = t
             .numa_nodes
@@ -595,6 +636,20 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
         } else {
             mems = hbm.clone();
         }
+        // For `preferred`, the HBM node beside most of the CPUs comes first.
+        let beside = |n: u32| {
+            t.numa(n).map_or(0, |node| {
+                let near = if node.cpus.is_empty() {
+                    &node.near_cpus
+                } else {
+                    &node.cpus
+                };
+                near.intersection(&cpus).len()
+            })
+        };
+        let mut ordered: Vec<u32> = hbm.iter().collect();
+        ordered.sort_by_key(|&n| (std::cmp::Reverse(beside(n)), n));
+        preferred_hbm = ordered.first().copied();
         policy_nodes = hbm;
     }
     if let Some(allowed) = &c.allowed_mems {
@@ -608,7 +663,10 @@ pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placemen
     }
     let mem_policy = mode.map(|m| {
         let nodes = match m {
-            MemMode::Preferred => policy_nodes.iter().take(1).collect(),
+            MemMode::Preferred => match preferred_hbm {
+                Some(n) => std::iter::once(n).collect(),
+                None => policy_nodes.iter().take(1).collect(),
+            },
             _ => policy_nodes.clone(),
         };
         (m, nodes)
