@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod create;
+pub mod devices;
 pub mod error;
 pub mod events;
 pub mod exec;

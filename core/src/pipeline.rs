@@ -100,12 +100,14 @@ impl Pipeline {
     }
 }
 
-/// The HPC pipeline the CLI and the shim both run: placement (devices and
-/// hugepages plug in after it).
+/// The HPC pipeline the CLI and the shim both run: placement (CPUs, memory,
+/// hugepages), then devices (GPUs, HCAs).
 pub fn hpc() -> Pipeline {
-    Pipeline::noop().with_stage(crate::placement::PlacementStage::new(Box::new(
-        crate::placement::live_topology,
-    )))
+    Pipeline::noop()
+        .with_stage(crate::placement::PlacementStage::new(Box::new(
+            crate::placement::live_topology,
+        )))
+        .with_stage(crate::devices::DevicesStage::from_env())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 
 use crate::error::{Error, Result};
 
@@ -20,6 +20,19 @@ pub fn template(rootless: bool) -> Spec {
         Spec::default()
     };
     spec.set_hostname(Some("pinc".to_string()));
+    // Deny every device first, as runc's template does; libcontainer then
+    // allows its default set (null, zero, tty, ...). An empty list would
+    // leave the device cgroup open to every host device.
+    if !rootless {
+        if let Some(mut linux) = spec.linux().clone() {
+            let mut resources = linux.resources().clone().unwrap_or_default();
+            let mut deny = LinuxDeviceCgroup::default();
+            deny.set_allow(false).set_access(Some("rwm".to_string()));
+            resources.set_devices(Some(vec![deny]));
+            linux.set_resources(Some(resources));
+            spec.set_linux(Some(linux));
+        }
+    }
     spec
 }
 
@@ -59,6 +72,13 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("config.json")).expect("read");
         let spec: Spec = serde_json::from_str(&text).expect("parses");
         assert_eq!(spec.hostname().as_deref(), Some("pinc"));
+        let rules = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone())
+            .expect("device rules");
+        assert!(!rules[0].allow(), "deny-all first, as runc's template");
         assert!(
             write(dir.path(), false).is_err(),
             "second write must refuse"
