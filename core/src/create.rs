@@ -53,20 +53,9 @@ const REQUIRE_CGROUPS: (&str, &str) = ("pinc.io/require-cgroups", "PINC_REQUIRE_
 
 /// Reads a boolean request from the spec's annotations, then its process env.
 fn requested(spec: &Spec, (annotation, env): (&str, &str)) -> bool {
-    let truthy = |v: &str| matches!(v.trim(), "1" | "true" | "yes" | "on");
-    if let Some(v) = spec.annotations().as_ref().and_then(|a| a.get(annotation)) {
-        return truthy(v);
-    }
-    spec.process()
-        .as_ref()
-        .and_then(|p| p.env().as_ref())
-        .and_then(|env_list| {
-            env_list
-                .iter()
-                .rev()
-                .find_map(|kv| kv.strip_prefix(env).and_then(|r| r.strip_prefix('=')))
-        })
-        .is_some_and(truthy)
+    let (annotations, env_list) = crate::pipeline::annotations_and_env(spec);
+    crate::pipeline::lookup(&annotations, &env_list, annotation, &[env])
+        .is_some_and(|(_, v)| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
 
 /// Gives containers without a cgroupsPath pinc's own default, not libcontainer's

@@ -8,7 +8,6 @@
 //! runtime's own `PINC_DEVICE_ROOT` (a fixture tree, for tests on machines
 //! without GPUs or HCAs).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{
@@ -17,7 +16,7 @@ use libcontainer::oci_spec::runtime::{
 use pinc_hooks::selection::{self, Request};
 use pinc_hooks::DeviceNode;
 
-use crate::pipeline::{Context, Stage, StageError};
+use crate::pipeline::{annotations_and_env, lookup, Context, Stage, StageError};
 
 pub struct DevicesStage {
     root: PathBuf,
@@ -36,28 +35,6 @@ impl DevicesStage {
                 .unwrap_or_else(|| PathBuf::from("/")),
         )
     }
-}
-
-/// A request from an annotation, else the last matching env entry.
-fn requested(
-    annotations: &HashMap<String, String>,
-    env: &[String],
-    annotation: &str,
-    vars: &[&str],
-) -> Option<(String, String)> {
-    if let Some(v) = annotations.get(annotation) {
-        return Some((annotation.to_string(), v.clone()));
-    }
-    for var in vars {
-        if let Some(v) = env
-            .iter()
-            .rev()
-            .find_map(|kv| kv.strip_prefix(var).and_then(|r| r.strip_prefix('=')))
-        {
-            return Some((var.to_string(), v.to_string()));
-        }
-    }
-    None
 }
 
 fn parse(name: &str, value: &str) -> Result<Request, StageError> {
@@ -97,19 +74,14 @@ impl Stage for DevicesStage {
     }
 
     fn apply(&self, spec: &mut Spec, _ctx: &Context<'_>) -> Result<(), StageError> {
-        let annotations = spec.annotations().clone().unwrap_or_default();
-        let env = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.env().clone())
-            .unwrap_or_default();
-        let gpus = requested(
+        let (annotations, env) = annotations_and_env(spec);
+        let gpus = lookup(
             &annotations,
             &env,
             "pinc.io/gpus",
             &["PINC_GPUS", "NVIDIA_VISIBLE_DEVICES"],
         );
-        let rdma = requested(&annotations, &env, "pinc.io/rdma", &["PINC_RDMA"]);
+        let rdma = lookup(&annotations, &env, "pinc.io/rdma", &["PINC_RDMA"]);
         if gpus.is_none() && rdma.is_none() {
             return Ok(());
         }

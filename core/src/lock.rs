@@ -38,22 +38,27 @@ pub struct IdLock {
     path: PathBuf,
 }
 
+/// Opens (creating) a lock file, private and close-on-exec.
+fn open(path: &std::path::Path) -> Result<File, LockError> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| LockError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 impl IdLock {
     /// Blocks until the lock on `id` is ours.
     pub fn acquire(root: &RuntimeRoot, id: &str) -> Result<Self, LockError> {
         let path = root.private_dir("locks")?.join(id);
         loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .write(true)
-                .mode(0o600)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(&path)
-                .map_err(|source| LockError::Open {
-                    path: path.clone(),
-                    source,
-                })?;
+            let file = open(&path)?;
             let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, source)| {
                 LockError::Flock {
                     path: path.clone(),
@@ -71,17 +76,7 @@ impl IdLock {
     /// Takes the lock on `id` only if nobody holds it (never blocks).
     pub fn try_acquire(root: &RuntimeRoot, id: &str) -> Result<Option<Self>, LockError> {
         let path = root.private_dir("locks")?.join(id);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let file = open(&path)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Some(Self { _lock: lock, path })),
             Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),

@@ -2,9 +2,40 @@
 //! and "libcontainer creates". Stages are plain functions over the spec, run
 //! in order; the first error aborts the create before anything exists.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use libcontainer::oci_spec::runtime::Spec;
+
+/// The spec's annotations and process env: where every request is read from.
+pub fn annotations_and_env(spec: &Spec) -> (HashMap<String, String>, Vec<String>) {
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    (annotations, env)
+}
+
+/// A request: the annotation if set, else the last entry of the first env
+/// variable found. Returns the name it came from (for messages) and the value.
+pub fn lookup(
+    annotations: &HashMap<String, String>,
+    env: &[String],
+    annotation: &str,
+    vars: &[&str],
+) -> Option<(String, String)> {
+    if let Some(v) = annotations.get(annotation) {
+        return Some((annotation.to_string(), v.clone()));
+    }
+    vars.iter().find_map(|var| {
+        env.iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(var).and_then(|r| r.strip_prefix('=')))
+            .map(|v| (var.to_string(), v.to_string()))
+    })
+}
 
 /// What a stage returns when it refuses the spec.
 pub type StageError = Box<dyn std::error::Error + Send + Sync>;

@@ -14,7 +14,7 @@ use pinc_topology::request::{self, MemMode};
 use pinc_topology::Topology;
 
 use crate::ledger::{Allocation, Ledger};
-use crate::pipeline::{Context, Stage, StageError};
+use crate::pipeline::{annotations_and_env, Context, Stage, StageError};
 use crate::RuntimeRoot;
 
 /// Annotation that records the placement in the final spec (and so in `pinc state`).
@@ -103,12 +103,7 @@ impl Stage for PlacementStage {
     }
 
     fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
-        let annotations = spec.annotations().clone().unwrap_or_default();
-        let env = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.env().clone())
-            .unwrap_or_default();
+        let (annotations, env) = annotations_and_env(spec);
         let Some(request) = request::from_spec(&annotations, &env)? else {
             return Ok(());
         };

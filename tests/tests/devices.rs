@@ -56,6 +56,13 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
+/// Runs pinc with the fixture as its device root.
+fn run_on(pinc: &Pinc, devroot: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    let mut cmd = pinc.cmd(args);
+    cmd.env("PINC_DEVICE_ROOT", devroot.path());
+    pinc_tests::output_via_files(cmd)
+}
+
 #[test]
 fn a_requested_gpu_appears_and_others_are_denied() {
     require_root();
@@ -78,14 +85,16 @@ fn a_requested_gpu_appears_and_others_are_denied() {
                 "destination": "/mnt/nvidia1", "type": "bind", "source": other, "options": ["bind"]
             }));
     });
-    let mut cmd = pinc.cmd(&[
-        "run",
-        "-b",
-        bundle.path().to_str().expect("utf8"),
-        &unique_id("gpu"),
-    ]);
-    cmd.env("PINC_DEVICE_ROOT", devroot.path());
-    let out = pinc_tests::output_via_files(cmd);
+    let out = run_on(
+        &pinc,
+        &devroot,
+        &[
+            "run",
+            "-b",
+            bundle.path().to_str().expect("utf8"),
+            &unique_id("gpu"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -117,14 +126,16 @@ fn rdma_and_nvidia_visible_devices() {
     ]);
     bundle.add_env("PINC_RDMA=mlx5_0");
     bundle.add_env("NVIDIA_VISIBLE_DEVICES=none");
-    let mut cmd = pinc.cmd(&[
-        "run",
-        "-b",
-        bundle.path().to_str().expect("utf8"),
-        &unique_id("rdma"),
-    ]);
-    cmd.env("PINC_DEVICE_ROOT", devroot.path());
-    let out = pinc_tests::output_via_files(cmd);
+    let out = run_on(
+        &pinc,
+        &devroot,
+        &[
+            "run",
+            "-b",
+            bundle.path().to_str().expect("utf8"),
+            &unique_id("rdma"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -141,9 +152,11 @@ fn unknown_devices_fail_before_anything_exists() {
     let bundle = Bundle::new(&["true"]);
     bundle.add_env("PINC_GPUS=GPU-cccc");
     let id = unique_id("nogpu");
-    let mut cmd = pinc.cmd(&["create", "-b", bundle.path().to_str().expect("utf8"), &id]);
-    cmd.env("PINC_DEVICE_ROOT", devroot.path());
-    let out = pinc_tests::output_via_files(cmd);
+    let out = run_on(
+        &pinc,
+        &devroot,
+        &["create", "-b", bundle.path().to_str().expect("utf8"), &id],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
