@@ -1,6 +1,7 @@
 //! cgroup details that youki's libcgroups does not cover: CPU lists in cgroup
 //! format, the caller's CPU affinity and cpuset, and whether the caller may
-//! write to its own cgroups (delegation), on v1, v2 and hybrid hosts.
+//! write to its own cgroups (delegation), on v1, v2 and hybrid hosts; and the
+//! hugetlb reservations and rdma limits libcgroups does not set.
 //!
 //! Everything that reads cgroupfs or procfs takes a root path so tests can
 //! point it at a temporary tree.
@@ -12,6 +13,7 @@ pub mod delegation;
 pub mod hugetlb;
 pub mod mode;
 pub mod prewarm;
+pub mod rdma;
 
 pub use affinity::AffinityError;
 pub use caller::{CallerCgroups, CallerError};

@@ -12,7 +12,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use std::error::Error as _;
 
 use pinc_cgroup::mode::{self, cgroup_mounts};
-use pinc_cgroup::{affinity, hugetlb, CgroupMode, CpuList};
+use pinc_cgroup::{affinity, hugetlb, rdma, CgroupMode, CpuList};
 
 use crate::bundle::{self, Bundle};
 use crate::error::{Error, Result};
@@ -107,6 +107,13 @@ fn spec_cpus(spec: &Spec) -> Option<String> {
 pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> Result<Created> {
     id::validate(&opts.id)?;
     let Bundle { path: bundle, spec } = bundle::load(&opts.bundle)?;
+    let mode = rootless::decide(opts.rootless);
+    // Refuse limits this host cannot enforce before anything exists: the
+    // lock, the pipeline's ledger entry, the state dir. (The plan is made
+    // again from the final spec, after the pipeline.)
+    if !matches!(mode, Mode::Sandbox { .. }) {
+        rdma_plan(&spec)?;
+    }
     let lock = IdLock::acquire(root, &opts.id)?;
     let dir = root.container_dir(&opts.id);
     if dir.exists() {
@@ -115,10 +122,15 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
         });
     }
     let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
-    match create_locked(root, opts, pipeline, &bundle, spec) {
+    let mut own_cgroups = Vec::new();
+    match create_locked(root, opts, pipeline, &bundle, spec, mode, &mut own_cgroups) {
         Ok(created) => Ok(created),
         Err(err) => {
             cleanup(&dir);
+            // After cleanup: the container's processes are gone from them.
+            for dir in own_cgroups.iter().rev() {
+                let _ = fs::remove_dir(dir);
+            }
             if let Err(e) = crate::ledger::Ledger::release(root, &opts.id) {
                 tracing::warn!(target: "pinc", "failed to release the allocation of {:?}: {e}", opts.id);
             }
@@ -131,14 +143,17 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
     }
 }
 
+/// `own_cgroups` collects the cgroup dirs pinc makes itself (not
+/// libcontainer), for `create` to remove if this fails.
 fn create_locked(
     root: &RuntimeRoot,
     opts: &CreateOptions,
     pipeline: &Pipeline,
     bundle: &Path,
     spec: Spec,
+    mode: Mode,
+    own_cgroups: &mut Vec<PathBuf>,
 ) -> Result<Created> {
-    let mode = rootless::decide(opts.rootless);
     let loaded = spec.clone();
     let ctx = Context {
         id: &opts.id,
@@ -151,6 +166,11 @@ fn create_locked(
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
 
     let hugetlb = hugetlb_plan(&mut spec)?;
+    // The sandbox drops every cgroup limit (see rootless::adapt_spec).
+    let rdma = match mode {
+        Mode::Sandbox { .. } => None,
+        _ => rdma_plan(&spec)?,
+    };
 
     // Keep the caller's affinity unless the spec pins CPUs: joining a cpuset
     // cgroup resets affinity, which would undo Slurm's or mpirun's binding.
@@ -215,7 +235,21 @@ fn create_locked(
     }
     let cgroup_path = cgroups_path.clone().unwrap_or_default();
     let hugetlb_v2 = match &hugetlb {
-        Some(plan) => apply_hugetlb(plan, &cgroup_path, init_pid)?,
+        Some(plan) => {
+            if plan.own_cgroup {
+                own_cgroups.push(hugetlb::v2_dir(&plan.mount, &cgroup_path));
+            }
+            apply_hugetlb(plan, &cgroup_path, init_pid)?
+        }
+        None => None,
+    };
+    let rdma_mount = match &rdma {
+        Some(plan) => {
+            if plan.own_cgroup {
+                own_cgroups.push(rdma::cgroup_dir(&plan.mount, &cgroup_path));
+            }
+            apply_rdma(plan, &cgroup_path, opts.systemd_cgroup, init_pid)?
+        }
         None => None,
     };
     let sidecar = Sidecar {
@@ -224,6 +258,7 @@ fn create_locked(
         rootfs: spec.root().as_ref().map(|r| r.path().clone()),
         cgroups_path,
         hugetlb_v2,
+        rdma_mount,
         affinity: affinity_target.map(|c| c.to_string()),
         stages: if stages_changed {
             pipeline
@@ -322,6 +357,93 @@ fn apply_hugetlb(plan: &HugetlbPlan, cgroup_path: &Path, init_pid: i32) -> Resul
     }
 }
 
+/// What pinc must do itself for RDMA limits (libcgroups ignores them).
+struct RdmaPlan {
+    /// The v1 rdma hierarchy or the cgroup2 mount holding the controller.
+    mount: PathBuf,
+    v1: bool,
+    limits: Vec<rdma::Limit>,
+    /// pinc makes the container's rdma cgroup (a v1 hierarchy, or cgroup2 on
+    /// a hybrid host); otherwise libcontainer made it (unified host).
+    own_cgroup: bool,
+}
+
+/// One line for an rdma error, its cause included (the CLI prints one line).
+fn rdma_error(e: rdma::RdmaError) -> Error {
+    match e.source() {
+        Some(cause) => Error::Unsupported(format!("rdma: {e}: {cause}")),
+        None => Error::Unsupported(e.to_string()),
+    }
+}
+
+/// Checks `linux.resources.rdma` and finds the controller to apply it with;
+/// fails when the host has none. `None` when the spec sets no RDMA limit.
+fn rdma_plan(spec: &Spec) -> Result<Option<RdmaPlan>> {
+    let Some(requested) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.rdma().as_ref())
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(None);
+    };
+    // Sorted: rdma.max is written in a stable order.
+    let mut hcas: Vec<_> = requested.iter().collect();
+    hcas.sort_by(|a, b| a.0.cmp(b.0));
+    let limits = hcas
+        .into_iter()
+        .map(|(hca, r)| rdma::Limit::new(hca, r.hca_handles(), r.hca_objects()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(rdma_error)?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(Error::io("failed to read", "/proc/self/mountinfo"))?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let (mount, v1) = match rdma::locate(Path::new("/"), &mounts) {
+        rdma::Location::V1(mount) => (mount, true),
+        rdma::Location::V2(mount) => (mount, false),
+        rdma::Location::Missing => return Err(rdma_error(rdma::missing(Path::new("/")))),
+    };
+    let own_cgroup = v1 || mode::detect(&mounts) != CgroupMode::Unified;
+    Ok(Some(RdmaPlan {
+        mount,
+        v1,
+        limits,
+        own_cgroup,
+    }))
+}
+
+/// Applies RDMA limits; returns the mount when pinc made the container's
+/// rdma cgroup (to remove it on delete).
+fn apply_rdma(
+    plan: &RdmaPlan,
+    cgroup_path: &Path,
+    systemd: bool,
+    init_pid: i32,
+) -> Result<Option<PathBuf>> {
+    if plan.own_cgroup {
+        let applied = if plan.v1 {
+            rdma::apply_v1(&plan.mount, cgroup_path, &plan.limits, init_pid)
+        } else {
+            rdma::apply_v2(&plan.mount, cgroup_path, &plan.limits, Some(init_pid))
+        };
+        if let Err(e) = applied {
+            let _ = rdma::remove(&plan.mount, cgroup_path);
+            return Err(rdma_error(e));
+        }
+        return Ok(Some(plan.mount.clone()));
+    }
+    // Unified host: libcontainer's cgroup, which the systemd driver names
+    // after a slice and scope, not after cgroupsPath (as libcgroups decides).
+    let path = if systemd && !cgroup_path.is_absolute() {
+        rdma::unified_cgroup_of(Path::new("/"), init_pid).map_err(rdma_error)?
+    } else {
+        cgroup_path.to_path_buf()
+    };
+    rdma::apply_v2(&plan.mount, &path, &plan.limits, None).map_err(rdma_error)?;
+    Ok(None)
+}
+
 /// Writes the final spec to a private staging bundle.
 fn stage_spec(root: &RuntimeRoot, id: &str, spec: &Spec) -> Result<PathBuf> {
     let dir = root.private_dir("staging")?.join(id);
@@ -403,6 +525,34 @@ mod tests {
         assert!(
             !requested(&spec, REQUIRE_CGROUPS),
             "annotation wins over env"
+        );
+    }
+
+    fn with_rdma(json: serde_json::Value) -> Spec {
+        let mut spec = Spec::default();
+        let mut linux = spec.linux().clone().expect("linux");
+        let resources =
+            serde_json::from_value(serde_json::json!({ "rdma": json })).expect("resources");
+        linux.set_resources(Some(resources));
+        spec.set_linux(Some(linux));
+        spec
+    }
+
+    #[test]
+    fn rdma_plan_needs_limits_and_plain_hca_names() {
+        assert!(rdma_plan(&Spec::default()).expect("no rdma").is_none());
+        assert!(rdma_plan(&with_rdma(serde_json::json!({})))
+            .expect("empty rdma")
+            .is_none());
+        // Names are checked before the host is: the same error everywhere.
+        let err = rdma_plan(&with_rdma(
+            serde_json::json!({"mlx5_0": {"hcaHandles": 1}, "../x": {}}),
+        ))
+        .err()
+        .expect("bad name");
+        assert!(
+            err.to_string().contains("invalid HCA name \"../x\""),
+            "{err}"
         );
     }
 

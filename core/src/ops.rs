@@ -198,13 +198,27 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     container
         .delete(force)
         .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    // pinc's own cgroups, unknown to libcontainer. A failure to remove one
+    // is reported after the ledger and lock are released: the container is gone.
+    let mut leftover = Ok(());
     if let (Some(mount), Some(path)) = (&sidecar.hugetlb_v2, &sidecar.cgroups_path) {
-        pinc_cgroup::hugetlb::remove_v2(mount, path)
-            .map_err(|e| Error::Unsupported(e.to_string()))?;
+        leftover = pinc_cgroup::hugetlb::remove_v2(mount, path).map_err(|e| with_cause(&e));
+    }
+    if let (Some(mount), Some(path)) = (&sidecar.rdma_mount, &sidecar.cgroups_path) {
+        let removed = pinc_cgroup::rdma::remove(mount, path).map_err(|e| with_cause(&e));
+        leftover = leftover.and(removed);
     }
     crate::ledger::Ledger::release(root, id)?;
     lock.remove();
-    Ok(())
+    leftover
+}
+
+/// An error of pinc-cgroup as one line with its cause (the CLI prints one line).
+fn with_cause(e: &dyn std::error::Error) -> Error {
+    match e.source() {
+        Some(cause) => Error::Unsupported(format!("{e}: {cause}")),
+        None => Error::Unsupported(e.to_string()),
+    }
 }
 
 pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {

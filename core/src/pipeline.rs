@@ -131,14 +131,14 @@ impl Pipeline {
     }
 }
 
-/// The HPC pipeline the CLI and the shim both run: placement (CPUs, memory,
-/// hugepages), then devices (GPUs, HCAs).
+/// The HPC pipeline the CLI and the shim both run: devices (GPUs, HCAs,
+/// CDI) first, so that placement (CPUs, memory, hugepages) can sit near them.
 pub fn hpc() -> Pipeline {
     Pipeline::noop()
+        .with_stage(crate::devices::DevicesStage::from_env())
         .with_stage(crate::placement::PlacementStage::new(Box::new(
             crate::placement::live_topology,
         )))
-        .with_stage(crate::devices::DevicesStage::from_env())
 }
 
 #[cfg(test)]

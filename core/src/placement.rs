@@ -2,6 +2,7 @@
 //! linux.resources.cpu.cpus/mems and linux.memoryPolicy, planned against the
 //! node's topology, what the caller may use, and the allocation ledger.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{
@@ -104,10 +105,13 @@ impl Stage for PlacementStage {
 
     fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
         let (annotations, env) = annotations_and_env(spec);
-        let Some(request) = request::from_spec(&annotations, &env)? else {
+        let Some(mut request) = request::from_spec(&annotations, &env)? else {
             return Ok(());
         };
         let topology = (self.load)(ctx.root)?;
+        if request.near.is_empty() {
+            request.near = device_locality(&annotations, &topology);
+        }
         if request.amount.is_none() {
             // Hugepages only: no CPU placement, no ledger entry.
             return hugepages(spec, &topology, &request.hugepages, None);
@@ -173,6 +177,27 @@ impl Stage for PlacementStage {
         }
         hugepages(spec, &topology, &request.hugepages, Some(&placement.mems))
     }
+}
+
+/// The devices the devices stage gave the container, as `near=` selectors:
+/// those the topology knows (a device hwloc does not list cannot steer
+/// placement, and is not an error).
+fn device_locality(annotations: &HashMap<String, String>, topology: &Topology) -> Vec<String> {
+    let Some(value) = annotations.get(crate::devices::LOCALITY_ANNOTATION) else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .filter(|s| match pinc_topology::devices::resolve(topology, s) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(target: "pinc", "device {s} does not steer placement: {e}");
+                false
+            }
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// Hugepage requests: sizes the kernel has, enough free pages on the

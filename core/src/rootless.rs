@@ -218,6 +218,9 @@ fn describe_limits(r: &libcontainer::oci_spec::runtime::LinuxResources) -> Vec<S
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
         out.push("hugetlb".to_string());
     }
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        out.push("rdma".to_string());
+    }
     out
 }
 
@@ -373,6 +376,30 @@ mod tests {
             msg.contains("memory") && msg.contains("/sys/fs/cgroup/memory"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn rdma_limits_are_named_when_dropped_or_refused() {
+        let mut spec = Spec::rootless(1000, 1000);
+        let mut linux = spec.linux().clone().expect("linux");
+        let rdma: libcontainer::oci_spec::runtime::LinuxRdma =
+            serde_json::from_str(r#"{"hcaHandles": 2}"#).expect("rdma");
+        linux.set_resources(Some(
+            LinuxResourcesBuilder::default()
+                .rdma(
+                    [("mlx5_0".to_string(), rdma)]
+                        .into_iter()
+                        .collect::<std::collections::HashMap<_, _>>(),
+                )
+                .build()
+                .expect("res"),
+        ));
+        spec.set_linux(Some(linux));
+        let err =
+            adapt_spec(&mut spec.clone(), 1000, 1000, Path::new("/x"), true).expect_err("required");
+        assert!(err.to_string().ends_with("rdma"), "{err}");
+        adapt_spec(&mut spec, 1000, 1000, Path::new("/x"), false).expect("dropped");
+        assert!(spec.linux().as_ref().expect("linux").resources().is_none());
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct Sidecar {
     /// itself (hybrid hosts); removed on delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hugetlb_v2: Option<std::path::PathBuf>,
+    /// The rdma hierarchy (v1) or cgroup2 mount where pinc made the
+    /// container's rdma cgroup itself (libcgroups has no rdma controller);
+    /// removed on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_mount: Option<std::path::PathBuf>,
     /// The container's root filesystem (absolute), for `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<std::path::PathBuf>,
@@ -72,6 +77,7 @@ mod tests {
             rootfs: Some("/b/rootfs".into()),
             cgroups_path: Some("/pinc/c".into()),
             hugetlb_v2: Some("/sys/fs/cgroup/unified".into()),
+            rdma_mount: Some("/sys/fs/cgroup/rdma".into()),
             stages: vec!["placement".into()],
         };
         s.save(dir.path()).expect("save");

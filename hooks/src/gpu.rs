@@ -1,8 +1,11 @@
-//! NVIDIA GPU discovery from `/proc/driver/nvidia` (no NVML).
+//! NVIDIA GPU discovery: through NVML when a library path is configured and
+//! loads ([`discover_gpus_with`]), otherwise from `/proc/driver/nvidia`
+//! ([`discover_gpus`]). Device nodes are read under `root` either way.
 
 use std::path::{Path, PathBuf};
 
 use crate::device::{DeviceError, DeviceNode};
+use crate::nvml::NvmlError;
 
 /// Errors discovering NVIDIA GPUs.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +43,30 @@ pub enum GpuError {
         #[source]
         source: DeviceError,
     },
+    #[error("GPU discovery through NVML")]
+    Nvml {
+        #[source]
+        source: NvmlError,
+    },
+}
+
+/// Where [`NvidiaDevices::gpus`] came from (for logging).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// NVML, loaded from the configured library path.
+    Nvml,
+    /// `/proc/driver/nvidia/gpus/*/information`: no NVML library configured,
+    /// or it could not be loaded.
+    #[default]
+    Procfs,
 }
 
 /// One NVIDIA GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gpu {
-    /// Position when ordered by device minor (what `NVIDIA_VISIBLE_DEVICES=0` means here).
+    /// What `NVIDIA_VISIBLE_DEVICES=0` means here: the NVML index (PCI bus
+    /// order) with [`Source::Nvml`], the position by device minor with
+    /// [`Source::Procfs`].
     pub index: usize,
     pub minor: u32,
     /// `GPU-xxxxxxxx-...`
@@ -60,13 +81,15 @@ pub struct Gpu {
 /// Everything the NVIDIA driver exposes on this host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NvidiaDevices {
-    /// Ordered by minor; `gpus[i].index == i`.
+    /// Ordered by index (see [`Gpu::index`]); `gpus[i].index == i`.
     pub gpus: Vec<Gpu>,
     /// Present control nodes, in this order: `/dev/nvidiactl`, `/dev/nvidia-uvm`,
     /// `/dev/nvidia-uvm-tools`, `/dev/nvidia-modeset`. Needed by every container
     /// that gets a GPU. `nvidiactl` is required when there are GPUs; the others
     /// are included only if present (their modules load on demand).
     pub control: Vec<DeviceNode>,
+    /// Where `gpus` came from.
+    pub source: Source,
 }
 
 const NVIDIACTL: &str = "/dev/nvidiactl";
@@ -76,15 +99,54 @@ const OPTIONAL_CONTROL: [&str; 3] = [
     "/dev/nvidia-modeset",
 ];
 
-/// Discovers NVIDIA GPUs below `root` (normally `/`).
+/// Discovers NVIDIA GPUs below `root` (normally `/`) from procfs, without NVML.
 ///
 /// No `<root>/proc/driver/nvidia` (or no `gpus` directory in it) means no GPUs
 /// and is not an error.
 pub fn discover_gpus(root: &Path) -> Result<NvidiaDevices, GpuError> {
+    let infos = procfs_infos(root)?;
+    assemble(root, infos, Source::Procfs)
+}
+
+/// Discovers NVIDIA GPUs through NVML loaded from `nvml_library` (a host path,
+/// not resolved under `root`: it is loaded into this process), reading device
+/// nodes below `root`.
+///
+/// Falls back to [`discover_gpus`] when no library is given or it cannot be
+/// loaded (typically absent on hosts without the driver); any other NVML
+/// failure (init, a device query) is an error.
+pub fn discover_gpus_with(
+    root: &Path,
+    nvml_library: Option<&Path>,
+) -> Result<NvidiaDevices, GpuError> {
+    let Some(library) = nvml_library else {
+        return discover_gpus(root);
+    };
+    let found = match crate::nvml::discover(library) {
+        Ok(found) => found,
+        Err(e) if e.is_unavailable() => return discover_gpus(root),
+        Err(source) => return Err(GpuError::Nvml { source }),
+    };
+    // NVML lists devices by index 0..n, so position == NVML index.
+    let infos: Vec<Information> = found
+        .into_iter()
+        .map(|gpu| Information {
+            minor: gpu.minor,
+            uuid: gpu.uuid,
+            bus_id: gpu.bus_id,
+            model: gpu.name,
+        })
+        .collect();
+    check_unique_minors(&infos)?;
+    assemble(root, infos, Source::Nvml)
+}
+
+/// Reads every `information` file, ordered by minor.
+fn procfs_infos(root: &Path) -> Result<Vec<Information>, GpuError> {
     let gpus_dir = root.join("proc/driver/nvidia/gpus");
     let entries = match std::fs::read_dir(&gpus_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NvidiaDevices::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
             return Err(GpuError::Io {
                 path: gpus_dir,
@@ -106,7 +168,15 @@ pub fn discover_gpus(root: &Path) -> Result<NvidiaDevices, GpuError> {
         infos.push(parse_information(&path, &text)?);
     }
     infos.sort_by_key(|i| i.minor);
-    for pair in infos.windows(2) {
+    check_unique_minors(&infos)?;
+    Ok(infos)
+}
+
+/// Two GPUs sharing a minor would share one device node.
+fn check_unique_minors(infos: &[Information]) -> Result<(), GpuError> {
+    let mut by_minor: Vec<&Information> = infos.iter().collect();
+    by_minor.sort_by_key(|i| i.minor);
+    for pair in by_minor.windows(2) {
         if pair[0].minor == pair[1].minor {
             return Err(GpuError::DuplicateMinor {
                 minor: pair[0].minor,
@@ -115,6 +185,15 @@ pub fn discover_gpus(root: &Path) -> Result<NvidiaDevices, GpuError> {
             });
         }
     }
+    Ok(())
+}
+
+/// Reads the GPU and control device nodes; `infos` is in index order.
+fn assemble(
+    root: &Path,
+    infos: Vec<Information>,
+    source: Source,
+) -> Result<NvidiaDevices, GpuError> {
     let mut gpus = Vec::with_capacity(infos.len());
     for (index, info) in infos.into_iter().enumerate() {
         let device =
@@ -159,7 +238,11 @@ pub fn discover_gpus(root: &Path) -> Result<NvidiaDevices, GpuError> {
             control.push(node);
         }
     }
-    Ok(NvidiaDevices { gpus, control })
+    Ok(NvidiaDevices {
+        gpus,
+        control,
+        source,
+    })
 }
 
 struct Information {
@@ -258,6 +341,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         two_gpu_fixture(dir.path());
         let found = discover_gpus(dir.path()).expect("discover");
+        assert_eq!(found.source, Source::Procfs);
         assert_eq!(found.gpus.len(), 2);
         let g0 = &found.gpus[0];
         assert_eq!((g0.index, g0.minor), (0, 0));

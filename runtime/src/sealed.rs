@@ -166,7 +166,12 @@ pub fn ensure() -> anyhow::Result<()> {
         .map(|a| CString::new(a.into_encoded_bytes()))
         .collect::<Result<_, _>>()
         .context("argument with a NUL byte")?;
+    // The re-executed binary's /proc/self/exe no longer names its install
+    // folder; keep it for finding pinc-hook beside it.
+    let install_path = std::fs::read_link("/proc/self/exe").ok();
     let env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != "PINC_EXE")
+        .chain(install_path.map(|p| ("PINC_EXE".into(), p.into_os_string())))
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');

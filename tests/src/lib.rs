@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 pub mod daemons;
+pub mod devroot;
 
 /// The pinc binary under test.
 pub fn pinc_bin() -> PathBuf {

@@ -152,6 +152,62 @@ fn failures_inside_libcontainer_leave_nothing_behind() {
 }
 
 #[test]
+fn rdma_limits_without_an_rdma_controller_are_refused_before_anything_is_made() {
+    require_root();
+    let cgroups = fs::read_to_string("/proc/cgroups").expect("/proc/cgroups");
+    if cgroups
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some("rdma"))
+    {
+        eprintln!("skipped: this kernel has an rdma cgroup controller");
+        return;
+    }
+    let pinc = Pinc::new();
+    let id = unique_id("rdma");
+    let bundle = Bundle::new(&["true"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["rdma"] =
+            serde_json::json!({"mlx5_0": {"hcaHandles": 2, "hcaObjects": 100}});
+    });
+    // A placement request too: refused before the pipeline, it never
+    // reaches the ledger.
+    bundle.add_env("PINC_CPUS=1");
+    let b = bundle.path().to_str().expect("utf8");
+    let pid_file = bundle.path().join("pid");
+    let err = pinc.fails(&[
+        "create",
+        "-b",
+        b,
+        "--pid-file",
+        pid_file.to_str().expect("utf8"),
+        &id,
+    ]);
+    one_line_naming(&err, "no rdma cgroup controller");
+    assert!(err.contains("linux.resources.rdma"), "{err}");
+    assert_clean(&pinc, &id);
+    assert!(!pid_file.exists(), "no pid file left");
+    assert!(
+        !pinc
+            .root
+            .path()
+            .join(".pinc/ledger/allocations.json")
+            .exists(),
+        "the ledger was never touched"
+    );
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/unified/pinc")
+            .join(&id)
+            .exists(),
+        "no cgroup2 dir left"
+    );
+
+    // `run` goes the same way.
+    let err = pinc.fails(&["run", "-b", b, &id]);
+    one_line_naming(&err, "no rdma cgroup controller");
+    assert_clean(&pinc, &id);
+}
+
+#[test]
 fn an_id_in_use_is_refused_and_the_first_container_survives() {
     require_root();
     let pinc = Pinc::new();

@@ -24,7 +24,14 @@ pub const PLACEMENT_KEYS: &[&str] = &[
 
 /// pinc.io/ keys read elsewhere (other pipeline stages); accepted here so a
 /// typo in any other key is reported.
-pub const OTHER_KEYS: &[&str] = &["require-cgroups", "gpus", "rdma", "hpc", "placement"];
+pub const OTHER_KEYS: &[&str] = &[
+    "require-cgroups",
+    "gpus",
+    "rdma",
+    "hpc",
+    "placement",
+    "device-locality",
+];
 
 /// A request that cannot be honoured as written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

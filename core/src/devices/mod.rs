@@ -1,0 +1,178 @@
+//! The devices stage: GPUs (`pinc.io/gpus`, `PINC_GPUS`, or for
+//! compatibility `NVIDIA_VISIBLE_DEVICES`), RDMA HCAs (`pinc.io/rdma`,
+//! `PINC_RDMA`) and CDI devices (`cdi.k8s.io/*` annotations) become device
+//! nodes, cgroup rules, mounts and hooks in the spec. Only devices that
+//! discovery found, or that an admin's CDI spec describes, can be named:
+//! nothing in a container's spec can point pinc at an arbitrary host path.
+//!
+//! Discovery reads procfs, sysfs, /dev and the ld cache under a root: "/"
+//! normally, or the runtime's own `PINC_DEVICE_ROOT` (a fixture tree, for
+//! tests on machines without GPUs or HCAs). The caller's environment (not
+//! the container's) also supplies the Slurm allocation and the memlock limit.
+//!
+//! The chosen devices' PCI addresses are left in the
+//! [`LOCALITY_ANNOTATION`] for the placement stage, which runs next.
+
+mod edits;
+mod gpus;
+mod rdma;
+mod slurm;
+
+use std::path::{Path, PathBuf};
+
+use libcontainer::oci_spec::runtime::Spec;
+use pinc_hooks::cdi;
+use pinc_hooks::selection::Request;
+
+use crate::pipeline::{annotations_and_env, lookup, Context, Stage, StageError};
+
+pub use gpus::nvml_library;
+pub use rdma::Memlock;
+pub use slurm::Allocation;
+
+/// Written by this stage: the chosen devices' PCI bus ids (or HCA names),
+/// comma-separated; placement treats them as `near=` unless the request
+/// names its own.
+pub const LOCALITY_ANNOTATION: &str = "pinc.io/device-locality";
+
+pub struct DevicesStage {
+    /// Where procfs, sysfs, /dev and the ld cache are read from.
+    root: PathBuf,
+    /// CDI spec folders, lowest priority first.
+    cdi_dirs: Vec<PathBuf>,
+    /// The `pinc-hook` binary, for the ld-cache hook.
+    hook: Option<PathBuf>,
+    /// The caller's Slurm GPU allocation, if any.
+    slurm: Option<Allocation>,
+    memlock: Memlock,
+}
+
+/// What the stage added, for logs and the placement stage.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub devices: Vec<PathBuf>,
+    pub mounts: Vec<PathBuf>,
+    pub gpus: Vec<String>,
+    pub hcas: Vec<String>,
+    pub cdi: Vec<String>,
+    /// PCI addresses (or names) of the chosen GPUs and HCAs.
+    pub near: Vec<String>,
+}
+
+impl DevicesStage {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            cdi_dirs: cdi::default_dirs(),
+            hook: None,
+            slurm: None,
+            memlock: Memlock {
+                hard: u64::MAX,
+                may_raise: true,
+            },
+        }
+    }
+
+    /// Configured from the runtime's own environment: `PINC_DEVICE_ROOT`
+    /// (else "/"), `PINC_CDI_SPEC_DIRS` (colon-separated, else /etc/cdi and
+    /// /var/run/cdi), `PINC_HOOK` (else `pinc-hook` beside this binary or on
+    /// PATH), the Slurm job's GPUs and the memlock limit.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut stage =
+            Self::new(var("PINC_DEVICE_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from));
+        if let Some(dirs) = var("PINC_CDI_SPEC_DIRS") {
+            stage.cdi_dirs = std::env::split_paths(&dirs).collect();
+        }
+        stage.hook = var("PINC_HOOK").map(PathBuf::from).or_else(find_hook);
+        stage.slurm = Allocation::from_env(var);
+        stage.memlock = Memlock::of_caller();
+        stage
+    }
+
+    /// Runs the stage and reports what it added.
+    pub fn inject(&self, spec: &mut Spec, rootless: bool) -> Result<Injected, StageError> {
+        let (annotations, env) = annotations_and_env(spec);
+        let mut out = Injected::default();
+        let gpus = lookup(
+            &annotations,
+            &env,
+            "pinc.io/gpus",
+            &["PINC_GPUS", "NVIDIA_VISIBLE_DEVICES"],
+        );
+        if let Some((name, value)) = &gpus {
+            let request = Request::parse(value).map_err(|e| format!("{name}: {e}"))?;
+            if request != Request::Nothing {
+                gpus::inject(self, spec, name, &request, &env, rootless, &mut out)?;
+            }
+        }
+        if let Some((name, value)) = lookup(&annotations, &env, "pinc.io/rdma", &["PINC_RDMA"]) {
+            let request = Request::parse(&value).map_err(|e| format!("{name}: {e}"))?;
+            if request != Request::Nothing {
+                rdma::inject(self, spec, &name, &request, rootless, &mut out)?;
+            }
+        }
+        let names = cdi::requested_devices(&annotations)?;
+        if !names.is_empty() {
+            if rootless {
+                return Err("CDI devices are not supported in rootless containers yet".into());
+            }
+            let registry = cdi::Registry::load(&self.cdi_dirs)?;
+            // CDI specs name real host paths: no device root applies.
+            let applied = registry.apply(spec, &names, Path::new("/"))?;
+            tracing::debug!(target: "pinc", ?applied, "CDI edits");
+            out.cdi = names;
+        }
+        if !out.near.is_empty() {
+            let mut annotations = spec.annotations().clone().unwrap_or_default();
+            annotations.insert(LOCALITY_ANNOTATION.to_string(), out.near.join(","));
+            spec.set_annotations(Some(annotations));
+        }
+        Ok(out)
+    }
+}
+
+/// `pinc-hook` installed beside the pinc binary, else on PATH.
+fn find_hook() -> Option<PathBuf> {
+    // PINC_EXE: where pinc was installed, set when it re-executed itself
+    // from a sealed copy (whose /proc/self/exe says nothing useful).
+    let exe = std::env::var_os("PINC_EXE")
+        .map(PathBuf::from)
+        .or_else(|| std::fs::read_link("/proc/self/exe").ok());
+    let beside = exe.and_then(|exe| exe.parent().map(|d| d.join("pinc-hook")));
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("pinc-hook"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p: &PathBuf| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file()
+}
+
+impl Stage for DevicesStage {
+    fn name(&self) -> &'static str {
+        "devices"
+    }
+
+    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
+        let out = self.inject(spec, ctx.rootless)?;
+        if !out.devices.is_empty() || !out.cdi.is_empty() {
+            tracing::info!(
+                target: "pinc",
+                devices = ?out.devices,
+                mounts = out.mounts.len(),
+                cdi = ?out.cdi,
+                "injected devices"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The ld-cache hook: after the driver's libraries are bind-mounted into the
+//! rootfs, the container's /etc/ld.so.cache must list them, or `dlopen`
+//! ("libcuda.so.1") fails in any folder outside the default search path.
+//!
+//! Runs the host's ldconfig chrooted into the rootfs (`-r`), so the image
+//! needs no ldconfig of its own (busybox or distroless images have none).
+//! As a createContainer hook it already runs in the container's mount
+//! namespace, before pivot_root; as prestart/createRuntime (runc, crun) it
+//! runs in the runtime's, and joins the container's mount namespace first.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+const LDCONFIG: [&str; 3] = [
+    "/sbin/ldconfig.real",
+    "/sbin/ldconfig",
+    "/usr/sbin/ldconfig",
+];
+
+pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the container state from stdin")?;
+    let state: serde_json::Value =
+        serde_json::from_str(&text).context("parsing the container state on stdin")?;
+    let bundle = state["bundle"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("the container state has no bundle")?;
+    let pid = state["pid"].as_i64().filter(|p| *p > 0);
+    let rootfs = rootfs(&bundle)?;
+    if let Some(pid) = pid {
+        join_mount_namespace(pid)?;
+    }
+    let ldconfig = LDCONFIG
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .context("no ldconfig on the host (looked for /sbin/ldconfig.real, /sbin/ldconfig, /usr/sbin/ldconfig)")?;
+    let etc = rootfs.join("etc");
+    if !etc.is_dir() {
+        std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+    }
+    let mut cmd = Command::new(ldconfig);
+    cmd.arg("-r").arg(&rootfs);
+    if !etc.join("ld.so.conf").exists() && rootfs.join("dev/null").exists() {
+        // No config in the image: only the given folders (and the trusted
+        // /lib, /usr/lib), without a warning about the missing file.
+        cmd.arg("-f").arg("/dev/null");
+    }
+    for folder in folders {
+        if !folder.is_absolute() {
+            bail!("--folder {}: not an absolute path", folder.display());
+        }
+        cmd.arg(folder);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", ldconfig.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if read_only(&etc) {
+            // A read-only image keeps its cache; libraries then load only
+            // from default folders. Not worth failing the container over.
+            eprintln!(
+                "pinc-hook: {} is read-only; the container's ld cache is not refreshed",
+                etc.display()
+            );
+            return Ok(());
+        }
+        bail!(
+            "{} -r {} failed: {}",
+            ldconfig.display(),
+            rootfs.display(),
+            stderr.trim()
+        );
+    }
+    Ok(())
+}
+
+/// The rootfs from the bundle's config.json (`root.path`, relative to the bundle).
+fn rootfs(bundle: &Path) -> anyhow::Result<PathBuf> {
+    let config = bundle.join("config.json");
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let spec: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+    let root = spec["root"]["path"]
+        .as_str()
+        .with_context(|| format!("{}: no root.path", config.display()))?;
+    Ok(bundle.join(root))
+}
+
+/// Joins the container's mount namespace unless already in it.
+fn join_mount_namespace(pid: i64) -> anyhow::Result<()> {
+    let theirs = format!("/proc/{pid}/ns/mnt");
+    let ours = std::fs::metadata("/proc/self/ns/mnt").context("stat /proc/self/ns/mnt")?;
+    let target = std::fs::metadata(&theirs).with_context(|| format!("stat {theirs}"))?;
+    if ours.ino() == target.ino() && ours.dev() == target.dev() {
+        return Ok(());
+    }
+    let ns = File::open(&theirs).with_context(|| format!("open {theirs}"))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .with_context(|| format!("joining the mount namespace {theirs}"))?;
+    Ok(())
+}
+
+fn read_only(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
