@@ -189,3 +189,14 @@ pub fn two_hcas(root: &Path) {
 pub fn host(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
+
+/// The `pinc-hook` binary built beside pinc.
+pub fn pinc_hook_bin() -> PathBuf {
+    let bin = crate::pinc_bin().with_file_name("pinc-hook");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --release -p pinc-hook",
+        bin.display()
+    );
+    bin
+}

@@ -7,6 +7,11 @@
 //! As a createContainer hook it already runs in the container's mount
 //! namespace, before pivot_root; as prestart/createRuntime (runc, crun) it
 //! runs in the runtime's, and joins the container's mount namespace first.
+//!
+//! runc runs createContainer hooks from its init process, already inside
+//! the container's pid namespace but with the host's /proc still mounted:
+//! the state's pid is then runc init's own pid in that namespace (1), and
+//! `/proc/1` is the host's init. Such a pid is never looked up.
 
 use std::fs::File;
 use std::io::Read;
@@ -35,7 +40,9 @@ pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
         .context("the container state has no bundle")?;
     let pid = state["pid"].as_i64().filter(|p| *p > 0);
     let rootfs = rootfs(&bundle)?;
-    if let Some(pid) = pid {
+    // In a pid namespace /proc does not show, we run inside the container
+    // (runc's createContainer): already in its mount namespace.
+    if let Some(pid) = pid.filter(|_| proc_shows_our_pid_namespace()) {
         join_mount_namespace(pid)?;
     }
     let ldconfig = LDCONFIG
@@ -95,6 +102,15 @@ fn rootfs(bundle: &Path) -> anyhow::Result<PathBuf> {
         .as_str()
         .with_context(|| format!("{}: no root.path", config.display()))?;
     Ok(bundle.join(root))
+}
+
+/// Whether /proc is mounted for our own pid namespace, i.e. whether a pid
+/// from our namespace (the state's) names the same process in /proc.
+fn proc_shows_our_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()))
+        == Some(std::process::id())
 }
 
 /// Joins the container's mount namespace unless already in it.

@@ -13,7 +13,7 @@
 mod generate;
 mod ldconfig;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -88,11 +88,23 @@ fn precreate() -> anyhow::Result<()> {
         .context("reading the spec from stdin")?;
     let mut spec: oci_spec::runtime::Spec =
         serde_json::from_str(&text).context("parsing the spec on stdin")?;
+    let original = spec.clone();
     let stage = pinc_core::devices::DevicesStage::from_env();
     let rootless = !nix::unistd::geteuid().is_root();
     stage
         .inject(&mut spec, rootless)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    serde_json::to_writer(std::io::stdout().lock(), &spec).context("writing the spec")?;
+    let mut stdout = std::io::stdout().lock();
+    if spec == original {
+        // Nothing requested (the hooks.d file runs for every container):
+        // hand back the caller's bytes, not a re-serialisation that reorders
+        // sets and drops fields oci-spec does not know.
+        stdout
+            .write_all(text.as_bytes())
+            .context("writing the spec")?;
+    } else {
+        serde_json::to_writer(&mut stdout, &spec).context("writing the spec")?;
+    }
+    stdout.flush().context("writing the spec")?;
     Ok(())
 }
