@@ -124,6 +124,15 @@ fn ensure_user() -> (u32, u32) {
 
 /// Runs pinc as the unprivileged user with its own XDG_RUNTIME_DIR.
 fn as_user(runtime_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    as_user_with(runtime_dir, &[], args)
+}
+
+/// [`as_user`] with extra environment for pinc itself.
+fn as_user_with(
+    runtime_dir: &std::path::Path,
+    env: &[(&str, &std::path::Path)],
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new("runuser");
     cmd.args([
         "-u",
@@ -135,6 +144,7 @@ fn as_user(runtime_dir: &std::path::Path, args: &[&str]) -> std::process::Output
     ])
     .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
     .arg(format!("HOME=/home/{USER}"))
+    .args(env.iter().map(|(k, v)| format!("{k}={}", v.display())))
     .arg(pinc_bin())
     .args(args);
     output_via_files(cmd)
@@ -267,4 +277,68 @@ fn rootless_on_a_login_node_without_delegation() {
         .filter(|n| n != ".pinc")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn rootless_gets_only_devices_it_can_open() {
+    require_root();
+    let (uid, gid) = ensure_user();
+    let home = tempfile::Builder::new()
+        .prefix("pinc-rldev-")
+        .tempdir()
+        .expect("tempdir");
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let runtime_dir = home.path().join("run");
+    let bundle = home.path().join("bundle");
+    for d in [&runtime_dir, &bundle] {
+        fs::create_dir_all(d).expect("mkdir");
+        nix::unistd::chown(d.as_path(), Some(uid.into()), Some(gid.into())).expect("chown");
+    }
+    fs::set_permissions(&runtime_dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+    pinc_tests::make_rootfs(&bundle.join("rootfs"));
+    let b = bundle.to_str().expect("utf8");
+    let devroot = pinc_tests::devroot::new_root("pinc-rldevroot-");
+    pinc_tests::devroot::two_gpus(devroot.path());
+    // GPU 1 (minor 1): only root may open it on the host.
+    let private = devroot.path().join("dev/nvidia1");
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let env = [("PINC_DEVICE_ROOT", devroot.path())];
+
+    let out = as_user(&runtime_dir, &["spec", "--rootless", "--bundle", b]);
+    assert!(out.status.success(), "spec --rootless: {}", stderr(&out));
+    let edit = |gpus: &str| {
+        let path = bundle.join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "ls /dev | grep nvidia; cat /dev/nvidia0 2>&1; true"
+        ]);
+        c["process"]["env"] = serde_json::json!(["PATH=/bin", format!("PINC_GPUS={gpus}")]);
+        fs::write(&path, serde_json::to_vec(&c).expect("json")).expect("write");
+    };
+
+    edit("all");
+    let out = as_user_with(&runtime_dir, &env, &["run", "--bundle", b, &unique_id("rlgpu")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "nvidia-uvm\nnvidia0\nnvidiactl\ncat: can't open '/dev/nvidia0': No such device or address\n",
+        "all = the GPUs the user can open, bind-mounted (the fixture node opens; no driver)"
+    );
+
+    edit("1");
+    let id = unique_id("rlgpu1");
+    let out = as_user_with(&runtime_dir, &env, &["run", "--bundle", b, &id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot open") && err.contains(private.to_str().expect("utf8")),
+        "{err}"
+    );
+    let out = as_user(&runtime_dir, &["list", "-q"]);
+    assert_eq!(stdout(&out), "", "nothing left behind");
 }
