@@ -419,3 +419,55 @@ pub fn node(
         };
     Ok((topology, allocations))
 }
+
+#[cfg(test)]
+mod tests {
+    use pinc_topology::{planner, request, DeviceKind};
+
+    use super::*;
+
+    fn fixture() -> Topology {
+        pinc_topology::from_xml(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topology/tests/fixtures/hp-sl390s-2s-6c-3gpu-ib.xml"
+        ))
+        .expect("fixture topology")
+    }
+
+    #[test]
+    fn injected_devices_steer_placement_when_the_topology_knows_them() {
+        let t = fixture();
+        let gpus: Vec<&pinc_topology::Device> = t
+            .devices
+            .iter()
+            .filter(|d| d.kind == DeviceKind::Gpu)
+            .collect();
+        // The GPU farthest from NUMA 0, so the choice is visible.
+        let gpu = gpus
+            .iter()
+            .find(|d| pinc_topology::devices::numa_of(&t, d) != [0])
+            .expect("a GPU away from NUMA 0");
+        let annotations = HashMap::from([(
+            crate::devices::LOCALITY_ANNOTATION.to_string(),
+            format!("{},0000:99:00.0", gpu.bus_id),
+        )]);
+        let near = device_locality(&annotations, &t);
+        assert_eq!(near, [gpu.bus_id.clone()], "unknown devices are dropped");
+
+        let mut req = request::from_words(["cores=2"])
+            .expect("request")
+            .expect("some");
+        req.near = near;
+        let c = planner::Constraints {
+            allowed_cpus: t.pus(),
+            ..Default::default()
+        };
+        let p = planner::plan(&t, &req, &c).expect("plan");
+        assert_eq!(p.numa_nodes, pinc_topology::devices::numa_of(&t, gpu));
+    }
+
+    #[test]
+    fn no_annotation_no_locality() {
+        assert!(device_locality(&HashMap::new(), &fixture()).is_empty());
+    }
+}

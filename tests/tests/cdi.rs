@@ -75,7 +75,10 @@ fn a_cdi_device_appears_with_its_edits() {
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "/dev/fpga0 f0:0", "{text}");
-    assert!(lines[1].contains("No such file"), "fpga1 not requested: {text}");
+    assert!(
+        lines[1].contains("No such file"),
+        "fpga1 not requested: {text}"
+    );
     assert_eq!(lines[2], "pinc fpga0", "{text}");
     assert_eq!(lines[3], "bits", "{text}");
     assert_eq!(lines[4], "0 4242", "{text}");
@@ -106,8 +109,11 @@ fn bad_cdi_specs_and_unknown_devices_fail_clearly() {
     assert!(err.contains("fpga7") && err.contains("fpga0"), "{err}");
 
     let bad = specs.path().join("broken.json");
-    fs::write(&bad, "{\"cdiVersion\": \"0.2.0\", \"kind\": \"x.example/y\", \"devices\": []}")
-        .expect("bad spec");
+    fs::write(
+        &bad,
+        "{\"cdiVersion\": \"0.2.0\", \"kind\": \"x.example/y\", \"devices\": []}",
+    )
+    .expect("bad spec");
     let good = Bundle::new(&["true"]);
     annotate(&good, "cdi.k8s.io/fpga", "vendor.example/fpga=fpga0");
     let out = run(&pinc, &good, specs.path(), "create");
@@ -161,7 +167,14 @@ fn generated_specs_give_gpus_and_hcas() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[..6],
-        ["nvidia-uvm", "nvidia1", "nvidiactl", "rdma_cm", "umad1", "uverbs1"],
+        [
+            "nvidia-uvm",
+            "nvidia1",
+            "nvidiactl",
+            "rdma_cm",
+            "umad1",
+            "uverbs1"
+        ],
         "{text}"
     );
     assert_eq!(lines[6], "cached", "{text}");

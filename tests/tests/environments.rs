@@ -321,7 +321,11 @@ fn rootless_gets_only_devices_it_can_open() {
     };
 
     edit("all");
-    let out = as_user_with(&runtime_dir, &env, &["run", "--bundle", b, &unique_id("rlgpu")]);
+    let out = as_user_with(
+        &runtime_dir,
+        &env,
+        &["run", "--bundle", b, &unique_id("rlgpu")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),

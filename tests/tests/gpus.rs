@@ -138,3 +138,35 @@ fn a_slurm_job_gets_only_its_own_gpus() {
     let out = run(&pinc, root.path(), &other, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// On a node with a real NVIDIA GPU and driver: `nvidia-smi -L` inside a
+/// container that asked for all GPUs. The busybox image has no glibc, so
+/// the host's is bind-mounted read-only for the driver's tools.
+#[test]
+#[ignore = "needs a real NVIDIA GPU and driver: cargo test --release -p pinc-tests --test gpus -- --ignored"]
+fn real_gpu_nvidia_smi_inside() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["nvidia-smi", "-L"]);
+    bundle.add_env("PINC_GPUS=all");
+    bundle.add_env("PATH=/usr/bin:/bin");
+    bundle.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        for dir in ["/lib", "/lib64", "/usr/lib"] {
+            if std::path::Path::new(dir).exists() {
+                mounts.push(serde_json::json!({
+                    "destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro"]
+                }));
+            }
+        }
+    });
+    let id = unique_id("realgpu");
+    let out = pinc_tests::output_via_files(pinc.cmd(&[
+        "run",
+        "-b",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("GPU 0: "), "{}", stdout(&out));
+}
