@@ -108,7 +108,7 @@ fn driver_files(
     if files.libraries.is_empty() {
         return Ok(());
     }
-    match &stage.hook {
+    match stage.hook() {
         Some(hook) => {
             let mut args = vec!["pinc-hook".to_string(), "ldconfig".to_string()];
             args.extend(
@@ -116,7 +116,7 @@ fn driver_files(
                     .iter()
                     .map(|d| format!("--folder={}", d.display())),
             );
-            edits::add_create_container_hook(spec, hook.clone(), args);
+            edits::add_create_container_hook(spec, hook, args);
         }
         None => tracing::warn!(
             target: "pinc",

@@ -40,11 +40,13 @@ pub struct DevicesStage {
     root: PathBuf,
     /// CDI spec folders, lowest priority first.
     cdi_dirs: Vec<PathBuf>,
-    /// The `pinc-hook` binary, for the ld-cache hook.
+    /// The `pinc-hook` binary, for the ld-cache hook (`PINC_HOOK`; else
+    /// looked up when needed).
     hook: Option<PathBuf>,
     /// The caller's Slurm GPU allocation, if any.
     slurm: Option<Allocation>,
-    memlock: Memlock,
+    /// The caller's memlock limit (read when an HCA is injected, if unset).
+    memlock: Option<Memlock>,
 }
 
 /// What the stage added, for logs and the placement stage.
@@ -66,11 +68,17 @@ impl DevicesStage {
             cdi_dirs: cdi::default_dirs(),
             hook: None,
             slurm: None,
-            memlock: Memlock {
-                hard: u64::MAX,
-                may_raise: true,
-            },
+            memlock: None,
         }
+    }
+
+    /// The `pinc-hook` binary, if installed.
+    fn hook(&self) -> Option<PathBuf> {
+        self.hook.clone().or_else(find_hook)
+    }
+
+    fn memlock(&self) -> Memlock {
+        self.memlock.unwrap_or_else(Memlock::of_caller)
     }
 
     /// Configured from the runtime's own environment: `PINC_DEVICE_ROOT`
@@ -84,9 +92,9 @@ impl DevicesStage {
         if let Some(dirs) = var("PINC_CDI_SPEC_DIRS") {
             stage.cdi_dirs = std::env::split_paths(&dirs).collect();
         }
-        stage.hook = var("PINC_HOOK").map(PathBuf::from).or_else(find_hook);
+        // Only cheap reads here: this runs for every create.
+        stage.hook = var("PINC_HOOK").map(PathBuf::from);
         stage.slurm = Allocation::from_env(var);
-        stage.memlock = Memlock::of_caller();
         stage
     }
 

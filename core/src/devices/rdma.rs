@@ -78,7 +78,7 @@ pub(super) fn inject(
         out.devices.push(cm.path.clone());
     }
     mask_sysfs(spec, &stage.root, &chosen)?;
-    memlock(spec, stage.memlock);
+    memlock(spec, stage.memlock());
     out.hcas = chosen.iter().map(|h| h.name.clone()).collect();
     Ok(())
 }
