@@ -18,10 +18,12 @@ fn only_the_chosen_hca_is_visible() {
         "-c",
         "ls /sys/class/infiniband; ls /sys/class/infiniband_verbs; ls /sys/class/infiniband_mad; \
          cat /sys/class/infiniband/mlx5_1/ports/1/state; ls /dev/infiniband; ulimit -l; \
-         touch /sys/class/infiniband/mlx5_1/x 2>&1",
+         touch /sys/class/infiniband/mlx5_1/x 2>&1; true",
     ]);
     bundle.add_env("PINC_RDMA=mlx5_1");
     let sys = root.path().join("sys");
+    // The spec mounts cgroupfs under /sys: the fixture needs its mount point.
+    std::fs::create_dir_all(sys.join("fs/cgroup")).expect("mkdir");
     bundle.edit(|c| {
         let mounts = c["mounts"].as_array_mut().expect("mounts");
         let m = mounts
