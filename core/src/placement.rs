@@ -452,7 +452,11 @@ mod tests {
             format!("{},0000:99:00.0", gpu.bus_id),
         )]);
         let near = device_locality(&annotations, &t);
-        assert_eq!(near, vec![gpu.bus_id.clone()], "unknown devices are dropped");
+        assert_eq!(
+            near,
+            vec![gpu.bus_id.clone()],
+            "unknown devices are dropped"
+        );
 
         let mut req = request::from_words(["cores=2"])
             .expect("request")
