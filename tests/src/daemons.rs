@@ -384,8 +384,19 @@ impl Scenarios {
     }
 }
 
+/// What a private containerd gets beyond the base config.
+#[derive(Debug, Default, Clone)]
+pub struct ContainerdOptions {
+    /// Keep the CRI plugin (its config goes in `extra_config`).
+    pub cri: bool,
+    /// TOML appended to the config.
+    pub extra_config: String,
+    /// Folders put in front of containerd's PATH.
+    pub path_prepend: Vec<PathBuf>,
+}
+
 /// A private containerd 1.6: own root, state, gRPC and ttrpc sockets, no
-/// CRI plugin. Containers it runs through `io.containerd.runc.v2` keep
+/// CRI plugin unless asked. Containers it runs through `io.containerd.runc.v2` keep
 /// their runtime state in `/run/containerd/runc/<namespace>`; use a unique
 /// namespace ([`Containerd::namespace`]) so that path is ours alone.
 pub struct Containerd {
@@ -400,6 +411,13 @@ pub struct Containerd {
 
 impl Containerd {
     pub fn start() -> Self {
+        Self::start_with(&ContainerdOptions::default())
+    }
+
+    /// A private containerd with extra config (TOML appended to the base
+    /// config, e.g. a CRI plugin section: then `cri` is not disabled) and
+    /// extra folders in front of its PATH (where it finds shims by name).
+    pub fn start_with(opts: &ContainerdOptions) -> Self {
         let bin = require_bin("containerd", "containerd");
         let ctr = require_bin("ctr", "containerd");
         require_bin("containerd-shim-runc-v2", "containerd");
@@ -410,7 +428,7 @@ impl Containerd {
             r#"version = 2
 root = "{root}"
 state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+{disabled}
 
 [grpc]
   address = "{sock}"
@@ -426,7 +444,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
+{extra}
 "#,
+            disabled = if opts.cri {
+                ""
+            } else {
+                r#"disabled_plugins = ["io.containerd.grpc.v1.cri"]"#
+            },
+            extra = opts.extra_config,
             root = d.join("root").display(),
             state = d.join("state").display(),
             sock = sock.display(),
@@ -436,9 +461,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         fs::write(&config_path, config).expect("containerd config");
         let log = d.join("containerd.log");
         let log_file = fs::File::create(&log).expect("containerd log");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            opts.path_prepend
+                .iter()
+                .cloned()
+                .chain(std::env::split_paths(&path)),
+        )
+        .expect("PATH");
         let child = Command::new(bin)
             .arg("--config")
             .arg(&config_path)
+            .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log fd"))
             .stderr(log_file)
