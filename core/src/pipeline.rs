@@ -131,10 +131,11 @@ impl Pipeline {
     }
 }
 
-/// The HPC pipeline the CLI and the shim both run: devices (GPUs, HCAs,
-/// CDI) first, so that placement (CPUs, memory, hugepages) can sit near them.
+/// The HPC pipeline the CLI and the shim both run: the MPI preset, devices
+/// (GPUs, HCAs, CDI), then placement (CPUs, memory, hugepages) near them.
 pub fn hpc() -> Pipeline {
     Pipeline::noop()
+        .with_stage(crate::hpc_preset::HpcPresetStage::from_env())
         .with_stage(crate::devices::DevicesStage::from_env())
         .with_stage(crate::placement::PlacementStage::new(Box::new(
             crate::placement::live_topology,

@@ -15,7 +15,7 @@
 
 mod edits;
 mod gpus;
-mod rdma;
+pub(crate) mod rdma;
 mod slurm;
 
 use std::path::{Path, PathBuf};

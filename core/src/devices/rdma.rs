@@ -174,7 +174,7 @@ fn canonical(path: &Path) -> Result<PathBuf, StageError> {
 
 /// RDMA pins the memory it registers: lift RLIMIT_MEMLOCK as far as the
 /// caller may, unless the spec already chose a value.
-fn memlock(spec: &mut Spec, caller: Memlock) {
+pub(crate) fn memlock(spec: &mut Spec, caller: Memlock) {
     let Some(mut process) = spec.process().clone() else {
         return;
     };
@@ -193,7 +193,7 @@ fn memlock(spec: &mut Spec, caller: Memlock) {
     if limit != u64::MAX {
         tracing::warn!(
             target: "pinc",
-            "RLIMIT_MEMLOCK stays at {limit} bytes, the caller's hard limit (raising it needs CAP_SYS_RESOURCE): RDMA memory registration may fail"
+            "RLIMIT_MEMLOCK stays at {limit} bytes, the caller's hard limit (raising it needs CAP_SYS_RESOURCE): RDMA and MPI memory registration may fail"
         );
     }
     match PosixRlimitBuilder::default()
