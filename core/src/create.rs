@@ -191,8 +191,8 @@ fn create_locked(
             nix::unistd::getgid().as_raw(),
         );
         let require = requested(&spec, REQUIRE_CGROUPS);
-        rootless::adapt_spec(&mut spec, uid, gid, dir, require)?;
-        rootless::enter_new(uid, gid, cgroups_path.as_deref().unwrap_or(Path::new("")))?;
+        let maps = rootless::adapt_spec(&mut spec, uid, gid, dir, require)?;
+        rootless::enter_new(&maps, cgroups_path.as_deref().unwrap_or(Path::new("")))?;
         true
     } else {
         false

@@ -28,6 +28,7 @@ pub mod run;
 pub mod sidecar;
 pub mod signal;
 pub mod spec_template;
+pub mod subid;
 pub mod update;
 
 pub use error::Error;

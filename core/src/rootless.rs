@@ -21,6 +21,8 @@ use nix::sched::{setns, unshare, CloneFlags};
 use pinc_cgroup::mode::{cgroup_mounts, CgroupMount};
 use pinc_cgroup::{CallerCgroups, Delegation};
 
+use crate::subid;
+
 /// Errors entering or preparing the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
@@ -48,6 +50,8 @@ pub enum RootlessError {
     Mount(#[source] nix::Error),
     #[error("rootless: {0}")]
     Spec(String),
+    #[error(transparent)]
+    Subid(#[from] subid::SubidError),
     #[error("rootless: cgroups are not delegated to uid {uid} ({dir} is not writable), so these limits cannot be enforced: {limits}")]
     LimitsRequired {
         uid: u32,
@@ -112,31 +116,51 @@ pub fn adapt_spec(
     gid: u32,
     dir: &Path,
     require_limits: bool,
-) -> Result<(), RootlessError> {
+) -> Result<IdMaps, RootlessError> {
     let Some(mut linux) = spec.linux().clone() else {
-        return Ok(());
+        return Ok(IdMaps::own(uid, gid));
     };
-    let single = |maps: &Option<Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
-                  host: u32| {
+    let subids = subid::for_user(Path::new("/"), uid, gid);
+    let convert = |maps: &Option<Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
+                   own: u32| {
         match maps.as_deref() {
-            None | Some([]) => true,
-            Some([m]) => m.container_id() == 0 && m.host_id() == host && m.size() >= 1,
-            Some(_) => false,
+            None | Some([]) => subid::maps(own, None),
+            Some(maps) => maps
+                .iter()
+                .map(|m| subid::IdMap {
+                    container: m.container_id(),
+                    host: m.host_id(),
+                    size: m.size(),
+                })
+                .collect(),
         }
     };
-    if !single(linux.uid_mappings(), uid) || !single(linux.gid_mappings(), gid) {
+    let maps = IdMaps {
+        uid: convert(linux.uid_mappings(), uid),
+        gid: convert(linux.gid_mappings(), gid),
+    };
+    if !subid::allowed(&maps.uid, uid, subids.map(|s| s.0))
+        || !subid::allowed(&maps.gid, gid, subids.map(|s| s.1))
+    {
         return Err(RootlessError::Spec(format!(
-            "the spec maps more than container root to your ids ({uid}:{gid}); \
-             without delegated cgroups pinc runs rootless containers with exactly that mapping \
-             (as `pinc spec --rootless` writes it)"
+            "the spec maps ids that are not yours: container root must be your ids ({uid}:{gid}), \
+             and further ids must come from your /etc/subuid and /etc/subgid ranges \
+             (as `pinc spec --rootless` writes them)"
         )));
     }
     if let Some(user) = spec.process().as_ref().map(|p| p.user()) {
-        if user.uid() != 0 || user.gid() != 0 {
+        let mapped = |maps: &[subid::IdMap], id: u32| {
+            maps.iter().any(|m| {
+                id >= m.container && u64::from(id) < u64::from(m.container) + u64::from(m.size)
+            })
+        };
+        if !mapped(&maps.uid, user.uid()) || !mapped(&maps.gid, user.gid()) {
             return Err(RootlessError::Spec(format!(
-                "process.user {}:{} does not exist in a rootless container; only 0:0 (your own ids) is mapped",
+                "process.user {}:{} is not mapped in this rootless container (mapped: uids {}, gids {})",
                 user.uid(),
-                user.gid()
+                user.gid(),
+                describe_maps(&maps.uid),
+                describe_maps(&maps.gid)
             )));
         }
     }
@@ -187,7 +211,38 @@ pub fn adapt_spec(
                 .collect(),
         ));
     }
-    Ok(())
+    Ok(maps)
+}
+
+/// The id maps of a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uid: Vec<subid::IdMap>,
+    pub gid: Vec<subid::IdMap>,
+}
+
+impl IdMaps {
+    /// Only the caller's own ids, as root.
+    pub fn own(uid: u32, gid: u32) -> Self {
+        Self {
+            uid: subid::maps(uid, None),
+            gid: subid::maps(gid, None),
+        }
+    }
+}
+
+fn describe_maps(maps: &[subid::IdMap]) -> String {
+    maps.iter()
+        .map(|m| match m.size {
+            1 => m.container.to_string(),
+            n => format!(
+                "{}-{}",
+                m.container,
+                u64::from(m.container) + u64::from(n) - 1
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The cgroup limits a resources section asks for, in words.
@@ -293,11 +348,20 @@ fn scratch_cgroupfs(cgroups_path: &Path) -> Result<(), RootlessError> {
 }
 
 /// Enters a new sandbox (for create/run). Must be called single-threaded.
-pub fn enter_new(uid: u32, gid: u32, cgroups_path: &Path) -> Result<(), RootlessError> {
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(RootlessError::Unshare)?;
-    write_file("/proc/self/setgroups", "deny")?;
-    write_file("/proc/self/uid_map", &format!("0 {uid} 1"))?;
-    write_file("/proc/self/gid_map", &format!("0 {gid} 1"))?;
+pub fn enter_new(maps: &IdMaps, cgroups_path: &Path) -> Result<(), RootlessError> {
+    if maps.uid.len() == 1 && maps.gid.len() == 1 {
+        // Only our own ids: no helper needed.
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(RootlessError::Unshare)?;
+        write_file("/proc/self/setgroups", "deny")?;
+        write_file("/proc/self/uid_map", &format!("0 {} 1", maps.uid[0].host))?;
+        write_file("/proc/self/gid_map", &format!("0 {} 1", maps.gid[0].host))?;
+    } else {
+        let writer = subid::MapWriter::spawn(&maps.uid, &maps.gid)?;
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(RootlessError::Unshare)?;
+        writer.finish()?;
+    }
     scratch_cgroupfs(cgroups_path)
 }
 
@@ -414,6 +478,9 @@ mod tests {
             .expect("map")]));
         spec.set_linux(Some(linux));
         let err = adapt_spec(&mut spec, 1000, 1000, Path::new("/x"), false).expect_err("foreign");
-        assert!(err.to_string().contains("maps more than"), "{err}");
+        assert!(
+            err.to_string().contains("maps ids that are not yours"),
+            "{err}"
+        );
     }
 }

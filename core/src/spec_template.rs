@@ -4,7 +4,9 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use libcontainer::oci_spec::runtime::{LinuxDeviceCgroup, Spec};
+use libcontainer::oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxIdMapping, LinuxIdMappingBuilder, Spec,
+};
 
 use crate::error::{Error, Result};
 
@@ -12,10 +14,21 @@ use crate::error::{Error, Result};
 /// no network namespace, /sys bind-mounted), with `sh` as the process.
 pub fn template(rootless: bool) -> Spec {
     let mut spec = if rootless {
-        Spec::rootless(
+        let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
-        )
+        );
+        let mut spec = Spec::rootless(uid, gid);
+        // With subordinate ids (and newuidmap), map a whole range too.
+        if let Some((sub_u, sub_g)) = crate::subid::for_user(Path::new("/"), uid, gid) {
+            if let Some(mut linux) = spec.linux().clone() {
+                linux
+                    .set_uid_mappings(Some(oci_maps(&crate::subid::maps(uid, Some(sub_u)))))
+                    .set_gid_mappings(Some(oci_maps(&crate::subid::maps(gid, Some(sub_g)))));
+                spec.set_linux(Some(linux));
+            }
+        }
+        spec
     } else {
         Spec::default()
     };
@@ -34,6 +47,19 @@ pub fn template(rootless: bool) -> Spec {
         }
     }
     spec
+}
+
+fn oci_maps(maps: &[crate::subid::IdMap]) -> Vec<LinuxIdMapping> {
+    maps.iter()
+        .filter_map(|m| {
+            LinuxIdMappingBuilder::default()
+                .container_id(m.container)
+                .host_id(m.host)
+                .size(m.size)
+                .build()
+                .ok()
+        })
+        .collect()
 }
 
 /// Writes `<bundle>/config.json`; refuses to overwrite one.

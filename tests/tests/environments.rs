@@ -346,3 +346,120 @@ fn rootless_gets_only_devices_it_can_open() {
     let out = as_user(&runtime_dir, &["list", "-q"]);
     assert_eq!(stdout(&out), "", "nothing left behind");
 }
+
+/// The user's /etc/subuid and /etc/subgid ranges (Debian's useradd adds
+/// them), or adds one.
+fn ensure_subids() -> (u32, u32) {
+    let find = |file: &str| {
+        fs::read_to_string(file).ok().and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut p = l.split(':');
+                (p.next() == Some(USER))
+                    .then(|| p.next().and_then(|s| s.parse::<u32>().ok()))
+                    .flatten()
+            })
+        })
+    };
+    if find("/etc/subuid").is_none() || find("/etc/subgid").is_none() {
+        let status = Command::new("usermod")
+            .args([
+                "--add-subuids",
+                "300000-365535",
+                "--add-subgids",
+                "300000-365535",
+                USER,
+            ])
+            .status()
+            .expect("usermod");
+        assert!(status.success(), "usermod --add-subuids failed");
+    }
+    (
+        find("/etc/subuid").expect("subuid range"),
+        find("/etc/subgid").expect("subgid range"),
+    )
+}
+
+#[test]
+fn rootless_with_subordinate_ids() {
+    require_root();
+    let (uid, gid) = ensure_user();
+    let (subuid, _subgid) = ensure_subids();
+    let home = tempfile::Builder::new()
+        .prefix("pinc-rlsub-")
+        .tempdir()
+        .expect("tempdir");
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let runtime_dir = home.path().join("run");
+    let bundle = home.path().join("bundle");
+    for d in [&runtime_dir, &bundle] {
+        fs::create_dir_all(d).expect("mkdir");
+        nix::unistd::chown(d.as_path(), Some(uid.into()), Some(gid.into())).expect("chown");
+    }
+    fs::set_permissions(&runtime_dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+    pinc_tests::make_rootfs(&bundle.join("rootfs"));
+    let out = Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(bundle.join("rootfs"))
+        .status()
+        .expect("chown");
+    assert!(out.success());
+    let b = bundle.to_str().expect("utf8");
+    let out = as_user(&runtime_dir, &["spec", "--rootless", "--bundle", b]);
+    assert!(out.status.success(), "spec --rootless: {}", stderr(&out));
+    let edit = |user: (u32, u32), script: &str| {
+        let path = bundle.join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        c["process"]["terminal"] = false.into();
+        c["process"]["user"] = serde_json::json!({"uid": user.0, "gid": user.1});
+        c["root"]["readonly"] = false.into();
+        c["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        fs::write(&path, serde_json::to_vec(&c).expect("json")).expect("write");
+        c
+    };
+
+    let c = edit((0, 0), "cat /proc/self/uid_map");
+    assert_eq!(
+        c["linux"]["uidMappings"].as_array().map(Vec::len),
+        Some(2),
+        "pinc spec --rootless maps the subordinate range: {}",
+        c["linux"]["uidMappings"]
+    );
+    let out = as_user(&runtime_dir, &["run", "--bundle", b, &unique_id("rlsub")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let maps: Vec<Vec<&str>> = text
+        .lines()
+        .take(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            vec!["0", &uid.to_string(), "1"],
+            vec!["1", &subuid.to_string(), "65535"]
+        ],
+        "{text}"
+    );
+
+    // A user other than root runs, and owns what it writes.
+    fs::set_permissions(
+        bundle.join("rootfs/tmp"),
+        fs::Permissions::from_mode(0o1777),
+    )
+    .expect("chmod");
+    edit(
+        (1000, 1000),
+        "id -u; id -g; touch /tmp/f && stat -c %u:%g /tmp/f",
+    );
+    let out = as_user(&runtime_dir, &["run", "--bundle", b, &unique_id("rlsub")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1000\n1000\n1000:1000\n");
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(bundle.join("rootfs/tmp/f")).expect("stat");
+    assert_eq!(
+        owner.uid(),
+        subuid + 999,
+        "container uid 1000 is subuid+999 on the host"
+    );
+}
