@@ -305,6 +305,11 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         assert!(out.status.success(), "{}", describe(&out));
         let out = c.out(&["task", "checkpoint", "ckpt"]);
         assert!(!out.status.success(), "{}", describe(&out));
+        assert!(
+            stderr(&out).contains("checkpoint is not supported by pinc"),
+            "{}",
+            describe(&out)
+        );
         c.remove("ckpt");
     });
 
@@ -328,6 +333,7 @@ fn ctr_runs_containers_through_the_pinc_shim() {
     s.finish();
 }
 
+/// ctr as script(1) runs it (from PATH, like the harness's `require_bin`).
 fn d_ctr_path() -> String {
     "ctr".to_string()
 }
