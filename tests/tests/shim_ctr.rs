@@ -313,6 +313,33 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         c.remove("ckpt");
     });
 
+    s.run(
+        "one shim per pod: sandbox-id annotation groups containers",
+        || {
+            let pod = ["-d", "--annotation", "io.kubernetes.cri.sandbox-id=pod1"];
+            for id in ["pod-a", "pod-b"] {
+                let out = c.run(&pod, id, &["sh", "-c", script]);
+                assert!(out.status.success(), "{}", describe(&out));
+            }
+            let out = c.run(&["-d"], "alone", &["sh", "-c", script]);
+            assert!(out.status.success(), "{}", describe(&out));
+            let shims = shim_pids(&ns);
+            assert_eq!(
+                shims.len(),
+                2,
+                "pod shim + standalone shim expected: {shims:?}"
+            );
+            c.remove("pod-a");
+            assert_eq!(
+                c.task("pod-b").map(|t| t.1).as_deref(),
+                Some("RUNNING"),
+                "the pod's other container must survive"
+            );
+            c.remove("pod-b");
+            c.remove("alone");
+        },
+    );
+
     s.run("afterwards: no shim, no mounts", || {
         assert!(
             wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
