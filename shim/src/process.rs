@@ -1,0 +1,118 @@
+//! The processes a shim tracks: each container's init and its execs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use containerd_shim::api::Status;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+
+use crate::io::{Fifos, ProcessIo};
+use crate::runtime::Pinc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl State {
+    pub fn api(self) -> Status {
+        match self {
+            Self::Created => Status::CREATED,
+            Self::Running => Status::RUNNING,
+            Self::Paused => Status::PAUSED,
+            Self::Stopped => Status::STOPPED,
+        }
+    }
+}
+
+pub struct Process {
+    pub pid: i32,
+    pub state: State,
+    pub exit_status: u32,
+    pub exited_at: Option<Timestamp>,
+    pub fifos: Fifos,
+    /// The shim's side of the stdio; taken out while the exit handler
+    /// drains it.
+    pub io: Option<ProcessIo>,
+    /// An exec's OCI process (JSON), until Start runs it.
+    pub spec: Option<Any>,
+}
+
+impl Process {
+    pub fn new(fifos: Fifos) -> Self {
+        Self {
+            pid: 0,
+            state: State::Created,
+            exit_status: 0,
+            exited_at: None,
+            fifos,
+            io: None,
+            spec: None,
+        }
+    }
+
+    pub fn exited(&self) -> bool {
+        self.state == State::Stopped
+    }
+
+    pub fn set_exited(&mut self, status: i32) {
+        self.state = State::Stopped;
+        self.exit_status = u32::try_from(status).unwrap_or(255);
+        self.exited_at = Some(now());
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pinc: Arc<Pinc>,
+    pub init: Process,
+    pub execs: HashMap<String, Process>,
+    /// The shim mounted the request's rootfs at <bundle>/rootfs.
+    pub rootfs_mounted: bool,
+}
+
+impl Container {
+    /// The init (empty exec id) or an exec.
+    pub fn process(&self, exec_id: &str) -> Option<&Process> {
+        if exec_id.is_empty() {
+            Some(&self.init)
+        } else {
+            self.execs.get(exec_id)
+        }
+    }
+
+    pub fn process_mut(&mut self, exec_id: &str) -> Option<&mut Process> {
+        if exec_id.is_empty() {
+            Some(&mut self.init)
+        } else {
+            self.execs.get_mut(exec_id)
+        }
+    }
+
+    /// The exec id ("" for init) of the live process with `pid`.
+    pub fn find_pid(&self, pid: i32) -> Option<String> {
+        if self.init.pid == pid && !self.init.exited() {
+            return Some(String::new());
+        }
+        self.execs
+            .iter()
+            .find(|(_, p)| p.pid == pid && !p.exited())
+            .map(|(id, _)| id.clone())
+    }
+}
+
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut t = Timestamp::new();
+    t.seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    t.nanos = i32::try_from(d.subsec_nanos()).unwrap_or(0);
+    t
+}

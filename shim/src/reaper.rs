@@ -1,0 +1,103 @@
+//! Exit statuses of the shim's children.
+//!
+//! The shim is the child subreaper (containerd-shim sets PR_SET_CHILD_SUBREAPER
+//! and its SIGCHLD thread reaps every child with waitpid(-1), reporting
+//! `128+signal` for a signalled one). This module subscribes to those reports
+//! and keeps each exit until its owner claims it: a `pinc` invocation the shim
+//! is waiting for, or a container process (init or exec) whose pid may be
+//! learned only after it already exited.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use containerd_shim::monitor::{monitor_subscribe, Subject, Topic};
+
+use crate::errors::{Error, Result};
+
+/// Unclaimed exits older than this belong to nobody (e.g. an orphan that
+/// re-parented to the shim) and are dropped.
+const STALE: Duration = Duration::from_secs(120);
+
+#[derive(Default)]
+struct Table {
+    exits: HashMap<i32, (i32, Instant)>,
+    /// Container processes whose exit goes to the service's handler.
+    watched: HashSet<i32>,
+}
+
+/// Unclaimed exits, shared by the reaping thread and the waiters.
+#[derive(Default)]
+pub struct Exits {
+    table: Mutex<Table>,
+    cond: Condvar,
+}
+
+impl Exits {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends future exits of `pid` to the handler, or returns the exit
+    /// already recorded (the process ended before its pid was known).
+    pub fn watch(&self, pid: i32) -> Option<i32> {
+        let mut t = self.lock();
+        match t.exits.remove(&pid) {
+            Some((code, _)) => Some(code),
+            None => {
+                t.watched.insert(pid);
+                None
+            }
+        }
+    }
+
+    /// Records an exit; true when the pid is watched (the caller dispatches it).
+    fn record(&self, pid: i32, code: i32) -> bool {
+        let mut t = self.lock();
+        if t.watched.remove(&pid) {
+            return true;
+        }
+        let now = Instant::now();
+        t.exits.retain(|_, (_, at)| now.duration_since(*at) < STALE);
+        t.exits.insert(pid, (code, now));
+        self.cond.notify_all();
+        false
+    }
+
+    /// Blocks until `pid` (a child the caller spawned) exits.
+    pub fn wait(&self, pid: i32) -> i32 {
+        let mut t = self.lock();
+        loop {
+            if let Some((code, _)) = t.exits.remove(&pid) {
+                return code;
+            }
+            t = self.cond.wait(t).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Starts the thread that receives every reaped child. Exits of watched pids
+/// (container processes) go to `on_exit`; the others wait in `exits`.
+pub fn start<F>(exits: Arc<Exits>, on_exit: F) -> Result<()>
+where
+    F: Fn(i32, i32) + Send + 'static,
+{
+    let sub = monitor_subscribe(Topic::Pid).map_err(|source| Error::Shim {
+        what: "failed to subscribe to child exits",
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name("exits".into())
+        .spawn(move || {
+            for ev in sub.rx.iter() {
+                if let Subject::Pid(pid) = ev.subject {
+                    tracing::debug!(pid, code = ev.exit_code, "child exited");
+                    if exits.record(pid, ev.exit_code) {
+                        on_exit(pid, ev.exit_code);
+                    }
+                }
+            }
+        })
+        .map_err(Error::io("failed to start thread", "exits"))?;
+    Ok(())
+}

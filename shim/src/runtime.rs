@@ -1,0 +1,248 @@
+//! Runs the `pinc` binary with runc's command lines, as containerd's runc
+//! shim runs runc. The container operations (and pinc's HPC pipeline) happen
+//! in pinc; a crash there cannot take the shim down.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use crate::config::ShimConfig;
+use crate::errors::{Error, Result};
+use crate::reaper::Exits;
+
+/// The stdio a `pinc create`/`exec` hands to the container process.
+#[derive(Default)]
+pub struct ProcessStdio {
+    pub stdin: Option<File>,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+}
+
+fn stdio(f: Option<File>) -> Stdio {
+    f.map_or_else(Stdio::null, Stdio::from)
+}
+
+pub struct Pinc {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    systemd_cgroup: bool,
+    debug: bool,
+    exits: Arc<Exits>,
+}
+
+impl Pinc {
+    pub fn new(config: &ShimConfig, namespace: &str, exits: Arc<Exits>) -> Self {
+        Self {
+            binary: config.pinc_binary(),
+            root: config.state_root(namespace),
+            systemd_cgroup: config.systemd_cgroup,
+            debug: config.debug,
+            exits,
+        }
+    }
+
+    fn command(&self, bundle: &Path) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(bundle.join("log.json"))
+            .arg("--log-format")
+            .arg("json");
+        if self.systemd_cgroup {
+            cmd.arg("--systemd-cgroup");
+        }
+        if self.debug {
+            cmd.arg("--debug");
+        }
+        cmd
+    }
+
+    /// Runs `pinc <args>` and returns its stdout. `io` is the container's
+    /// stdio (create, exec); otherwise stdout is captured.
+    pub fn run<S: AsRef<OsStr>>(
+        &self,
+        bundle: &Path,
+        args: &[S],
+        io: Option<ProcessStdio>,
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let mut cmd = self.command(bundle);
+        cmd.args(args);
+        let capture = io.is_none();
+        match io {
+            Some(io) => {
+                cmd.stdin(stdio(io.stdin))
+                    .stdout(stdio(io.stdout))
+                    .stderr(stdio(io.stderr));
+            }
+            None => {
+                cmd.stdin(if input.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            }
+        }
+        let name = args
+            .first()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tracing::debug!(binary = %self.binary.display(), command = %name, "running pinc");
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        if let (Some(mut w), Some(data)) = (child.stdin.take(), input) {
+            // Ignore EPIPE: pinc may fail before reading; its status tells.
+            let _ = w.write_all(data);
+        }
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if capture {
+            let err_pipe = child.stderr.take();
+            let err_reader = std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut e) = err_pipe {
+                    let _ = e.read_to_end(&mut buf);
+                }
+                buf
+            });
+            if let Some(mut o) = child.stdout.take() {
+                let _ = o.read_to_end(&mut out);
+            }
+            err = err_reader.join().unwrap_or_default();
+        }
+        // Never child.wait(): the shim's reaper collects every child.
+        drop(child);
+        let status = self.exits.wait(pid);
+        if status != 0 {
+            let mut message = last_error(&bundle.join("log.json"));
+            if message.is_empty() {
+                message = String::from_utf8_lossy(&err).trim().to_string();
+            }
+            return Err(Error::Runtime {
+                command: name,
+                status,
+                message,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn simple(&self, bundle: &Path, args: &[&str]) -> Result<()> {
+        self.run(bundle, args, None, None).map(drop)
+    }
+
+    pub fn create(
+        &self,
+        bundle: &Path,
+        id: &str,
+        console_socket: Option<&Path>,
+        io: ProcessStdio,
+    ) -> Result<()> {
+        let mut args: Vec<OsString> = vec![
+            "create".into(),
+            "--bundle".into(),
+            bundle.into(),
+            "--pid-file".into(),
+            bundle.join("init.pid").into(),
+        ];
+        if let Some(s) = console_socket {
+            args.push("--console-socket".into());
+            args.push(s.into());
+        }
+        args.push(id.into());
+        self.run(bundle, &args, Some(io), None).map(drop)
+    }
+
+    pub fn exec(
+        &self,
+        bundle: &Path,
+        id: &str,
+        process_json: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        io: ProcessStdio,
+    ) -> Result<()> {
+        let mut args: Vec<OsString> = vec![
+            "exec".into(),
+            "--process".into(),
+            process_json.into(),
+            "--detach".into(),
+            "--pid-file".into(),
+            pid_file.into(),
+        ];
+        if let Some(s) = console_socket {
+            args.push("--console-socket".into());
+            args.push(s.into());
+        }
+        args.push(id.into());
+        self.run(bundle, &args, Some(io), None).map(drop)
+    }
+
+    /// `pinc ps --format json ID`: the container's pids.
+    pub fn ps(&self, bundle: &Path, id: &str) -> Result<Vec<u32>> {
+        let out = self.run(bundle, &["ps", "--format", "json", id], None, None)?;
+        serde_json::from_slice(&out).map_err(|source| Error::Json {
+            what: "pinc ps",
+            source,
+        })
+    }
+
+    pub fn update(&self, bundle: &Path, id: &str, resources: &[u8]) -> Result<()> {
+        self.run(
+            bundle,
+            &["update", "--resources", "-", id],
+            None,
+            Some(resources),
+        )
+        .map(drop)
+    }
+}
+
+/// The message of the last error line pinc wrote to its JSON log.
+pub fn last_error(log: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return String::new();
+    };
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .and_then(|v| v["msg"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The pid pinc wrote to a pid file.
+pub fn read_pid(path: &Path) -> Result<i32> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("failed to read", path))?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("bad pid {text:?} in {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_line() {
+        let dir = std::env::temp_dir().join(format!("pinc-shim-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = dir.join("log.json");
+        std::fs::write(
+            &log,
+            "{\"level\":\"error\",\"msg\":\"first\"}\n{\"level\":\"info\",\"msg\":\"x\"}\n{\"level\":\"error\",\"msg\":\"container c does not exist\"}\n{\"level\":\"debug\",\"msg\":\"y\"}\n",
+        )
+        .expect("write");
+        assert_eq!(last_error(&log), "container c does not exist");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,366 @@
+//! containerd 1.6 driving pinc through its own shim, containerd-shim-pinc-v2:
+//! a private containerd with the shim and pinc on its PATH runs containers
+//! with `ctr run --runtime io.containerd.pinc.v2` (and by absolute path).
+//!
+//! One #[test]: the scenarios share the daemon and run in order; each
+//! scenario's failure is recorded and reported at the end.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pinc_tests::daemons::{
+    describe, docker_save_archive, ok, rootfs_tar, run_with_input, run_with_timeout, short_tempdir,
+    wait_until, Containerd, Scenarios, CMD_TIMEOUT,
+};
+use pinc_tests::shim::{
+    containerd_with_shim, mounts_under, rss_kb, shim_bin, shim_pids, shim_root, zombies_of, RUNTIME,
+};
+use pinc_tests::{require_root, stderr, stdout};
+
+const IMAGE: &str = "docker.io/library/busybox:local";
+
+struct Ctr<'a> {
+    d: &'a Containerd,
+    ns: String,
+}
+
+impl Ctr<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.d.ctr(&self.ns, args)
+    }
+
+    fn out(&self, args: &[&str]) -> Output {
+        self.d.ctr_out(&self.ns, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&format!("ctr {args:?}"), &self.out(args))
+    }
+
+    fn run_args<'b>(
+        runtime: &'b str,
+        extra: &[&'b str],
+        id: &'b str,
+        cmd: &[&'b str],
+    ) -> Vec<&'b str> {
+        let mut args = vec!["run", "--runtime", runtime];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        args.push(id);
+        args.extend_from_slice(cmd);
+        args
+    }
+
+    /// `ctr run --runtime io.containerd.pinc.v2 <extra> IMAGE id cmd...`
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        self.out(&Self::run_args(RUNTIME, extra, id, cmd))
+    }
+
+    /// (pid, status) of a task from `ctr task ls`.
+    fn task(&self, id: &str) -> Option<(i64, String)> {
+        let out = self.ok(&["task", "ls"]);
+        out.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id)).then(|| {
+                (
+                    f.get(1).and_then(|p| p.parse().ok()).unwrap_or(-1),
+                    f.get(2).map(|s| s.to_string()).unwrap_or_default(),
+                )
+            })
+        })
+    }
+
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.d
+            .dir()
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.ns)
+            .join(id)
+    }
+
+    /// Kills, deletes the task and the container.
+    fn remove(&self, id: &str) {
+        let _ = self.out(&["task", "kill", "-s", "SIGKILL", id]);
+        let _ = wait_until(Duration::from_secs(10), || {
+            self.task(id).is_none_or(|(_, s)| s == "STOPPED")
+        });
+        let _ = self.out(&["task", "rm", "-f", id]);
+        let _ = self.out(&["container", "rm", id]);
+    }
+}
+
+#[test]
+fn ctr_runs_containers_through_the_pinc_shim() {
+    require_root();
+    let started = Instant::now();
+    let shim = shim_bin();
+    let work = short_tempdir("pinc-shim-img-");
+    let layer = rootfs_tar(work.path());
+    let archive = docker_save_archive(work.path(), &layer, "busybox:local");
+
+    let mut d = containerd_with_shim();
+    let ns = format!("pinc-shim-{}", std::process::id());
+    d.use_namespace(&ns);
+    eprintln!("containerd up after {:.2?}", started.elapsed());
+    let c = Ctr {
+        d: &d,
+        ns: ns.clone(),
+    };
+    let archive_s = archive.to_string_lossy().into_owned();
+    let imported = c.ok(&["image", "import", &archive_s]);
+    assert!(imported.contains(IMAGE), "import: {imported}");
+
+    let mut s = Scenarios::new();
+
+    s.run("by name: stdout, stderr, exit code 7", || {
+        let out = c.run(
+            &["--rm"],
+            "named",
+            &["sh", "-c", "echo hi; echo oops >&2; exit 7"],
+        );
+        assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
+        assert!(stderr(&out).contains("oops"), "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+        assert!(
+            shim_root(&ns).is_dir(),
+            "no pinc state root {}",
+            shim_root(&ns).display()
+        );
+        assert!(
+            !shim_root(&ns).join("named").exists(),
+            "pinc state left behind"
+        );
+        let left = c.ok(&["container", "ls", "-q"]);
+        assert!(left.trim().is_empty(), "--rm left containers: {left}");
+    });
+
+    s.run("by absolute path: exit code 0", || {
+        let shim_s = shim.to_string_lossy().into_owned();
+        let out = c.out(&Ctr::run_args(
+            &shim_s,
+            &["--rm"],
+            "abs",
+            &["echo", "absolute"],
+        ));
+        assert_eq!(stdout(&out), "absolute\n", "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    });
+
+    s.run("stdin reaches the container, EOF ends it", || {
+        let args = Ctr::run_args(RUNTIME, &["--rm"], "stdin", &["sh", "-c", "cat; exit 4"]);
+        let out = run_with_input(&mut c.cmd(&args), b"piped line\n", CMD_TIMEOUT);
+        assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    });
+
+    s.run("tty: output and exit code", || {
+        // ctr -t needs a terminal on its stdin: script(1) provides one.
+        let args = Ctr::run_args(
+            RUNTIME,
+            &["--rm", "-t"],
+            "tty",
+            &["sh", "-c", "test -t 0 && echo on-a-tty; exit 3"],
+        );
+        let mut line = vec![
+            d_ctr_path(),
+            "--address".into(),
+            c.d.sock.to_string_lossy().into_owned(),
+            "--namespace".into(),
+            ns.clone(),
+        ];
+        line.extend(args.iter().map(|a| a.to_string()));
+        let line: Vec<String> = line
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let out = run_with_timeout(
+            Command::new("script").args(["-qefc", &line.join(" "), "/dev/null"]),
+            CMD_TIMEOUT,
+        );
+        assert!(stdout(&out).contains("on-a-tty"), "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    });
+
+    s.run("pinned: pinc.io/cpus=1 gives one CPU", || {
+        let out = c.run(
+            &["--rm", "--annotation", "pinc.io/cpus=1"],
+            "pinned",
+            &["grep", "Cpus_allowed_list", "/proc/self/status"],
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+        let list = stdout(&out);
+        let v = list.split(':').nth(1).unwrap_or("").trim().to_string();
+        assert!(
+            !v.is_empty() && v.chars().all(|ch| ch.is_ascii_digit()),
+            "not one CPU: {list:?}"
+        );
+    });
+
+    s.run("SIGKILL gives 137", || {
+        let args = Ctr::run_args(RUNTIME, &["--rm"], "killed", &["sleep", "100"]);
+        let mut child = c
+            .cmd(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ctr run");
+        assert!(
+            wait_until(Duration::from_secs(20), || c
+                .task("killed")
+                .is_some_and(|(_, s)| s == "RUNNING")),
+            "task never ran"
+        );
+        c.ok(&["task", "kill", "-s", "SIGKILL", "killed"]);
+        let deadline = Instant::now() + CMD_TIMEOUT;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait ctr") {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "ctr run did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(137));
+    });
+
+    let script = "trap 'exit 0' TERM; while :; do sleep 1; done";
+    s.run(
+        "detached: exec, ps, metrics, pause/resume, kill, delete",
+        || {
+            let out = c.run(&["-d"], "long", &["sh", "-c", script]);
+            assert!(out.status.success(), "{}", describe(&out));
+            let (pid, status) = c.task("long").expect("task listed");
+            assert_eq!(status, "RUNNING");
+            let shims = shim_pids(&ns);
+            assert_eq!(shims.len(), 1, "one shim expected: {shims:?}");
+            if let Some(kb) = rss_kb(shims[0]) {
+                eprintln!("shim RSS with one running container: {kb} kB");
+            }
+
+            let out = c.out(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "e1",
+                "long",
+                "sh",
+                "-c",
+                "echo from-exec; echo e >&2; exit 5",
+            ]);
+            assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
+            assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+
+            let ps = c.ok(&["task", "ps", "long"]);
+            assert!(
+                ps.lines()
+                    .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+                "ps: {ps}"
+            );
+
+            let metrics = c.ok(&["task", "metrics", "long"]);
+            for key in ["memory.usage_in_bytes", "cpuacct.usage", "pids.current"] {
+                assert!(metrics.contains(key), "metrics lack {key}: {metrics}");
+            }
+
+            c.ok(&["task", "pause", "long"]);
+            assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("PAUSED"));
+            c.ok(&["task", "resume", "long"]);
+            assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("RUNNING"));
+
+            assert!(zombies_of(shims[0]).is_empty(), "zombies under the shim");
+            c.ok(&["task", "kill", "long"]);
+            assert!(
+                wait_until(Duration::from_secs(20), || c
+                    .task("long")
+                    .is_some_and(|(_, s)| s == "STOPPED")),
+                "SIGTERM did not stop the task"
+            );
+            let bundle = c.bundle("long");
+            assert!(
+                !mounts_under(&bundle).is_empty(),
+                "rootfs was not mounted under the bundle"
+            );
+            c.ok(&["task", "rm", "long"]);
+            c.ok(&["container", "rm", "long"]);
+            assert!(
+                mounts_under(&bundle).is_empty(),
+                "mounts left: {:?}",
+                mounts_under(&bundle)
+            );
+            assert!(
+                wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
+                "shim still running: {:?}",
+                shim_pids(&ns)
+            );
+            assert!(
+                !shim_root(&ns).join("long").exists(),
+                "pinc state left behind"
+            );
+        },
+    );
+
+    s.run("checkpoint is refused clearly", || {
+        let out = c.run(&["-d"], "ckpt", &["sh", "-c", script]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let out = c.out(&["task", "checkpoint", "ckpt"]);
+        assert!(!out.status.success(), "{}", describe(&out));
+        assert!(
+            stderr(&out).contains("checkpoint is not supported by pinc"),
+            "{}",
+            describe(&out)
+        );
+        c.remove("ckpt");
+    });
+
+    s.run(
+        "one shim per pod: sandbox-id annotation groups containers",
+        || {
+            let pod = ["-d", "--annotation", "io.kubernetes.cri.sandbox-id=pod1"];
+            for id in ["pod-a", "pod-b"] {
+                let out = c.run(&pod, id, &["sh", "-c", script]);
+                assert!(out.status.success(), "{}", describe(&out));
+            }
+            let out = c.run(&["-d"], "alone", &["sh", "-c", script]);
+            assert!(out.status.success(), "{}", describe(&out));
+            let shims = shim_pids(&ns);
+            assert_eq!(
+                shims.len(),
+                2,
+                "pod shim + standalone shim expected: {shims:?}"
+            );
+            c.remove("pod-a");
+            assert_eq!(
+                c.task("pod-b").map(|t| t.1).as_deref(),
+                Some("RUNNING"),
+                "the pod's other container must survive"
+            );
+            c.remove("pod-b");
+            c.remove("alone");
+        },
+    );
+
+    s.run("afterwards: no shim, no mounts", || {
+        assert!(
+            wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
+            "shims left: {:?}",
+            shim_pids(&ns)
+        );
+        let tasks =
+            c.d.dir()
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&ns);
+        assert!(
+            mounts_under(&tasks).is_empty(),
+            "mounts: {:?}",
+            mounts_under(&tasks)
+        );
+    });
+
+    s.finish();
+}
+
+/// ctr as script(1) runs it (from PATH, like the harness's `require_bin`).
+fn d_ctr_path() -> String {
+    "ctr".to_string()
+}
