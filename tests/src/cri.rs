@@ -240,7 +240,8 @@ pub fn host_network_pod(
             namespace: "pinc-test".to_string(),
             attempt: 0,
         }),
-        hostname: name.to_string(),
+        // No hostname: like the kubelet for host-network pods (the UTS
+        // namespace is the host's; runc and pinc refuse a hostname there).
         annotations: annotations
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

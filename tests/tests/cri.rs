@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use k8s_cri::v1::*;
 use pinc_tests::cri::{busybox_container, host_network_pod, CriDaemon, K8S_NS};
 use pinc_tests::daemons::{
-    cgroup_dirs_containing, ok, pinc_abs, run_with_timeout, wait_until, Containerd, CMD_TIMEOUT,
+    cgroup_dirs_containing, log_tail, ok, pinc_abs, run_with_timeout, wait_until, Containerd,
+    CMD_TIMEOUT,
 };
 use pinc_tests::require_root;
 
@@ -74,7 +75,7 @@ fn start_pod(
         .unwrap_or_else(|e| {
             panic!(
                 "RunPodSandbox with handler {handler}: {e}\n{}",
-                pinc_tests::daemons::log_tail(&d.containerd.log, 20)
+                log_tail(&d.containerd.log, 20)
             )
         })
         .pod_sandbox_id;
@@ -109,12 +110,18 @@ fn start_pod(
 
 /// Stops and removes the container and the pod, checking each call.
 fn remove_pod(d: &mut CriDaemon, pod_id: &str, ctr_id: &str) {
+    d.client
+        .stop_container(StopContainerRequest {
+            container_id: ctr_id.to_string(),
+            timeout: 10,
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "StopContainer {ctr_id}: {e}\n{}",
+                log_tail(&d.containerd.log, 30)
+            )
+        });
     let c = &mut d.client;
-    c.stop_container(StopContainerRequest {
-        container_id: ctr_id.to_string(),
-        timeout: 10,
-    })
-    .unwrap_or_else(|e| panic!("StopContainer {ctr_id}: {e}"));
     c.remove_container(RemoveContainerRequest {
         container_id: ctr_id.to_string(),
     })
