@@ -36,15 +36,39 @@ impl CgroupParent {
     }
 }
 
+/// Removes the parent and what a failed test left below it (deepest first;
+/// the path carries our pid, so its processes are ours to kill). Created
+/// before the daemon, so it drops after containerd has stopped.
 impl Drop for CgroupParent {
     fn drop(&mut self) {
-        // rmdir only removes empty cgroups: a leaked child keeps its parent.
+        fn remove_tree(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        remove_tree(&e.path());
+                    }
+                }
+            }
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            // rmdir fails while the killed processes are still exiting.
+            wait_until(Duration::from_secs(5), || {
+                std::fs::remove_dir(dir).is_ok() || !dir.exists()
+            });
+        }
         for ctrl in [
             "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
             "hugetlb", "unified",
         ] {
-            let dir = format!("/sys/fs/cgroup/{ctrl}{}", self.0);
-            let _ = std::fs::remove_dir(dir);
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{}", self.0));
+            if dir.exists() {
+                remove_tree(&dir);
+            }
         }
     }
 }
@@ -160,7 +184,7 @@ fn pinc_state(pinc: &Path, id: &str) -> serde_json::Value {
 
 /// The whole pod lifecycle through `handler`. `via_runc_shim`: pinc's state
 /// is in the runc shim's root, so it can be inspected there.
-fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool) {
+fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool, parent: &CgroupParent) {
     let version = d
         .client
         .version(VersionRequest::default())
@@ -168,7 +192,6 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool) {
     assert_eq!(version.runtime_api_version, "v1", "{version:?}");
     assert_eq!(version.runtime_name, "containerd", "{version:?}");
 
-    let parent = CgroupParent::new();
     let (pod_id, ctr_id, t) = start_pod(d, handler, "pinned", &parent.0);
     eprintln!(
         "{handler}: RunPodSandbox {:.0?}, CreateContainer {:.0?}, StartContainer {:.0?}",
@@ -280,8 +303,9 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool) {
 fn cri_pod_through_runc_shim_with_pinc() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let parent = CgroupParent::new();
     let mut d = CriDaemon::start(Vec::new());
-    pod_lifecycle(&mut d, "pinc-runc", true);
+    pod_lifecycle(&mut d, "pinc-runc", true, &parent);
 }
 
 /// Where the shim must be: beside the pinc binary under test.
@@ -305,8 +329,9 @@ fn cri_pod_through_pinc_shim() {
     require_root();
     let dir = shim_dir();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let parent = CgroupParent::new();
     let mut d = CriDaemon::start(vec![dir]);
-    pod_lifecycle(&mut d, "pinc", false);
+    pod_lifecycle(&mut d, "pinc", false, &parent);
 }
 
 /// Pod start latency (RunPodSandbox + CreateContainer + StartContainer),
@@ -317,8 +342,8 @@ fn cri_pod_through_pinc_shim() {
 fn cri_pod_start_latency() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut d = CriDaemon::start(Vec::new());
     let parent = CgroupParent::new();
+    let mut d = CriDaemon::start(Vec::new());
     let mut results: HashMap<&str, Vec<Duration>> = HashMap::new();
     for round in 0..5 {
         for handler in ["pinc-runc", "runc"] {
