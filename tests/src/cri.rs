@@ -419,7 +419,10 @@ pub fn packaged_snippet(pinc: &Path, shim_config: &Path) -> String {
     let path = packaged_config_v2();
     let text =
         fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    for needle in ["\"/usr/local/bin/pinc\"", "\"/etc/pinc/shim.toml\""] {
+    for needle in [
+        "\"/usr/local/bin/pinc\"",
+        "\"/etc/containerd/pinc-shim.json\"",
+    ] {
         assert!(
             text.contains(needle),
             "{} no longer contains {needle}: update the test's substitutions",
@@ -431,7 +434,7 @@ pub fn packaged_snippet(pinc: &Path, shim_config: &Path) -> String {
         &format!("\"{}\"", pinc.display()),
     )
     .replace(
-        "\"/etc/pinc/shim.toml\"",
+        "\"/etc/containerd/pinc-shim.json\"",
         &format!("\"{}\"", shim_config.display()),
     )
 }
@@ -444,6 +447,9 @@ pub struct CriDaemon {
     pub client: CriClient,
     pub containerd: Containerd,
     pub pinc: PathBuf,
+    /// pinc's state root as the `pinc` handler's shim uses it, before the
+    /// namespace is appended.
+    pub shim_root: PathBuf,
     work: tempfile::TempDir,
 }
 
@@ -453,16 +459,12 @@ impl CriDaemon {
         let pinc = pinc_abs();
         let work = crate::daemons::short_tempdir("pinc-cri-");
         let (pause, busybox) = build_images(work.path());
-        let shim_config = work.path().join("shim.toml");
-        fs::write(
-            &shim_config,
-            format!(
-                "# containerd-shim-pinc-v2 config (runtimeoptions ConfigPath)\n\
-                 binary_name = \"{}\"\n",
-                pinc.display()
-            ),
-        )
-        .expect("shim config");
+        // The shim's JSON config (ConfigPath): pinc under test, and a
+        // private state root (the shim appends the namespace).
+        let shim_root = work.path().join("shim-root");
+        let shim_config = work.path().join("pinc-shim.json");
+        let body = json!({"binary": pinc, "root": shim_root});
+        fs::write(&shim_config, body.to_string()).expect("shim config");
         let extra_config = format!(
             "{}\n{}",
             cri_plugin_config(PAUSE_IMAGE),
@@ -485,6 +487,7 @@ impl CriDaemon {
             client,
             containerd,
             pinc,
+            shim_root,
             work,
         }
     }
@@ -493,16 +496,15 @@ impl CriDaemon {
         self.work.path()
     }
 
-    /// `pinc --root <runc shim root for k8s.io> list -q`: ids pinc still has.
-    pub fn pinc_ids(&self) -> Vec<String> {
-        let root = Containerd::runc_root(K8S_NS);
+    /// `pinc --root <root> list -q`: ids pinc still has there.
+    pub fn pinc_ids(&self, root: &Path) -> Vec<String> {
         if !root.exists() {
             return Vec::new();
         }
         let out = run_with_timeout(
             Command::new(&self.pinc)
                 .arg("--root")
-                .arg(&root)
+                .arg(root)
                 .args(["list", "-q"]),
             CMD_TIMEOUT,
         );

@@ -171,20 +171,20 @@ fn exec(d: &mut CriDaemon, ctr_id: &str, cmd: &[&str]) -> ExecSyncResponse {
 }
 
 /// `pinc --root <runc shim root> state <id>`, as JSON.
-fn pinc_state(pinc: &Path, id: &str) -> serde_json::Value {
+fn pinc_state(pinc: &Path, root: &Path, id: &str) -> serde_json::Value {
     let out = run_with_timeout(
         Command::new(pinc)
             .arg("--root")
-            .arg(Containerd::runc_root(K8S_NS))
+            .arg(root)
             .args(["state", id]),
         CMD_TIMEOUT,
     );
     serde_json::from_str(&ok(&format!("pinc state {id}"), &out)).expect("pinc state JSON")
 }
 
-/// The whole pod lifecycle through `handler`. `via_runc_shim`: pinc's state
-/// is in the runc shim's root, so it can be inspected there.
-fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool, parent: &CgroupParent) {
+/// The whole pod lifecycle through `handler`; `pinc_root` is where that
+/// handler's shim keeps pinc's state (inspected with `pinc --root`).
+fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &CgroupParent) {
     let version = d
         .client
         .version(VersionRequest::default())
@@ -213,14 +213,14 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool, parent: 
         "{status:?}"
     );
 
-    if via_runc_shim {
-        // pinc ran both: its state shows the annotations that reached it.
-        let ids = d.pinc_ids();
+    // pinc ran both: its state shows the annotations that reached it.
+    {
+        let ids = d.pinc_ids(pinc_root);
         assert!(
             ids.contains(&pod_id) && ids.contains(&ctr_id),
             "pinc list does not show pod {pod_id} and container {ctr_id}: {ids:?}"
         );
-        let st = pinc_state(&d.pinc, &ctr_id);
+        let st = pinc_state(&d.pinc, pinc_root, &ctr_id);
         let ann = &st["annotations"];
         assert_eq!(ann["pinc.io/cpus"], "1", "pod annotation lost: {st}");
         assert_eq!(
@@ -281,7 +281,7 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, via_runc_shim: bool, parent: 
     assert!(pods.is_empty(), "pods left: {pods:?}");
     let ctrs = d.client.container_ids();
     assert!(ctrs.is_empty(), "containers left: {ctrs:?}");
-    let left = d.pinc_ids();
+    let left = d.pinc_ids(pinc_root);
     assert!(
         left.is_empty(),
         "pinc state left in the runc root: {left:?}"
@@ -305,7 +305,7 @@ fn cri_pod_through_runc_shim_with_pinc() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = CgroupParent::new();
     let mut d = CriDaemon::start(Vec::new());
-    pod_lifecycle(&mut d, "pinc-runc", true, &parent);
+    pod_lifecycle(&mut d, "pinc-runc", &Containerd::runc_root(K8S_NS), &parent);
 }
 
 /// Where the shim must be: beside the pinc binary under test.
@@ -331,7 +331,8 @@ fn cri_pod_through_pinc_shim() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = CgroupParent::new();
     let mut d = CriDaemon::start(vec![dir]);
-    pod_lifecycle(&mut d, "pinc", false, &parent);
+    let root = d.shim_root.join(K8S_NS);
+    pod_lifecycle(&mut d, "pinc", &root, &parent);
 }
 
 /// Pod start latency (RunPodSandbox + CreateContainer + StartContainer),
