@@ -220,7 +220,17 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &Cg
             ids.contains(&pod_id) && ids.contains(&ctr_id),
             "pinc list does not show pod {pod_id} and container {ctr_id}: {ids:?}"
         );
+        // Pod annotations reach the sandbox too: pinc places it as well.
+        let pod = pinc_state(&d.pinc, pinc_root, &pod_id);
+        eprintln!(
+            "sandbox placement: {}",
+            pod["annotations"]["pinc.io/placement"]
+        );
         let st = pinc_state(&d.pinc, pinc_root, &ctr_id);
+        eprintln!(
+            "container placement: {}",
+            st["annotations"]["pinc.io/placement"]
+        );
         let ann = &st["annotations"];
         assert_eq!(ann["pinc.io/cpus"], "1", "pod annotation lost: {st}");
         assert_eq!(
