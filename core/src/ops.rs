@@ -148,10 +148,30 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     let sig = signal::parse(sig)?;
     let _lock = IdLock::acquire(root, id)?;
     let mut container = load(root, id)?;
-    if !container.can_kill() {
-        return Err(wrong_state(&container, "kill", ""));
+    let sandboxed = Sidecar::load(&container.root).sandbox;
+    let stopped = container.status() == ContainerStatus::Stopped;
+    if all && stopped {
+        // Like runc: `kill --all` of a stopped container signals what is
+        // left in its cgroup. containerd's shim sends it after init exits
+        // when the pid namespace is shared (Kubernetes pods).
+        if sandboxed {
+            return Ok(());
+        }
+        return container
+            .kill(sig, true)
+            .map_err(Error::lib(format!("failed to signal container {id:?}")));
     }
-    if Sidecar::load(&container.root).sandbox {
+    if !container.can_kill() {
+        // runc's wording: containerd's shims turn "container not running"
+        // into NotFound, which CRI's StopContainer accepts.
+        let hint = if stopped {
+            " (container not running)"
+        } else {
+            ""
+        };
+        return Err(wrong_state(&container, "kill", hint));
+    }
+    if sandboxed {
         return kill_sandboxed(&container, sig, all);
     }
     container

@@ -137,6 +137,11 @@ fn create_start_state_kill_delete() {
     pinc.ok(&["kill", &id, "KILL"]);
     wait_for_status(&pinc, &id, "stopped");
     assert_eq!(pinc.state(&id)["pid"], 0);
+    // As runc: containerd's shim sends `kill --all` after init exits, and
+    // maps "container not running" to NotFound (tests/tests/cri.rs).
+    pinc.ok(&["kill", "--all", &id, "KILL"]);
+    let err = pinc.fails(&["kill", &id, "KILL"]);
+    assert!(err.contains("container not running"), "{err}");
     pinc.ok(&["delete", &id]);
     assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
     assert!(
