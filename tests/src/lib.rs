@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub mod daemons;
 pub mod devroot;
+pub mod slurm;
 
 /// The pinc binary under test.
 pub fn pinc_bin() -> PathBuf {

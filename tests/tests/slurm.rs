@@ -1,0 +1,171 @@
+//! `srun --container` with pinc as Slurm's OCI runtime (Slurm 22.05), on a
+//! private one-node cluster, with the packaged oci.conf files.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pinc_tests::daemons::{pinc_abs, Scenarios};
+use pinc_tests::slurm::{packaged_oci_conf, Slurm};
+use pinc_tests::{make_rootfs, output_via_files, require_root, stderr, stdout, Bundle};
+
+const USER: &str = "pinc-rootless";
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {}; stdout {:?}; stderr {:?}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
+/// `pinc --root <root> list -q`: the ids of containers left in `root`.
+fn containers_in(root: &Path) -> Vec<String> {
+    if !root.exists() {
+        return Vec::new();
+    }
+    let mut cmd = Command::new(pinc_abs());
+    cmd.arg("--root").arg(root).args(["list", "-q"]);
+    let out = output_via_files(cmd);
+    assert!(out.status.success(), "pinc list: {}", describe(&out));
+    stdout(&out)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// After a step: Slurm's cleanup (Query, Kill, Delete) left no container
+/// state in `root` and no process of the step alive.
+fn assert_clean(slurm: &Slurm, root: &Path) {
+    let left = containers_in(root);
+    assert!(
+        left.is_empty(),
+        "containers left in {}: {left:?}",
+        root.display()
+    );
+    let ok = pinc_tests::daemons::wait_until(std::time::Duration::from_secs(10), || {
+        slurm.stray_processes().is_empty()
+    });
+    assert!(ok, "stray processes: {:?}", slurm.stray_processes());
+}
+
+/// The CPU list a `grep Cpus_allowed_list` line shows.
+fn allowed(text: &str, tag: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with(tag))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no {tag} line in {text:?}"))
+        .to_string()
+}
+
+/// The CPU mask task/affinity gave the last step in `log`, from its line
+/// `_lllp_generate_cpu_bind jobid [N]: mask_cpu,one_thread, 0x1`.
+fn step_cpu_mask(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("_lllp_generate_cpu_bind jobid"))
+        .unwrap_or_else(|| panic!("no cpu binding in slurmd.log:\n{log}"));
+    let hex = line.rsplit(' ').next().unwrap_or_default();
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("cannot parse the mask in {line:?}"))
+}
+
+/// The scenarios every job owner runs: output, exit code, placement and a
+/// refused over-request, each followed by the cleanup check.
+fn job_scenarios(
+    s: &mut Scenarios,
+    who: &str,
+    slurm: &Slurm,
+    bundle: &Path,
+    over: &Path,
+    root: &Path,
+    srun: &dyn Fn(&[&str]) -> Output,
+) {
+    let b = format!("--container={}", bundle.display());
+    s.run(&format!("{who}: output arrives"), || {
+        let out = srun(&[&b, "sh", "-c", "echo hello from $(hostname); id -u"]);
+        assert!(out.status.success(), "{}\n{}", describe(&out), slurm.logs());
+        assert!(stdout(&out).contains("hello from "), "{}", describe(&out));
+        assert_clean(slurm, root);
+    });
+    s.run(&format!("{who}: exit code propagates"), || {
+        let out = srun(&[&b, "sh", "-c", "echo bye; exit 3"]);
+        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+        assert!(stdout(&out).contains("bye"), "{}", describe(&out));
+        assert_clean(slurm, root);
+    });
+    s.run(&format!("{who}: one CPU step"), || {
+        let before = slurm.slurmd_log().len();
+        let out = srun(&[
+            "-c1",
+            "--cpu-bind=cores",
+            &b,
+            "sh",
+            "-c",
+            "grep Cpus_allowed_list /proc/self/status",
+        ]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let inside = allowed(&stdout(&out), "Cpus_allowed_list:");
+        let cpu: u32 = inside
+            .parse()
+            .unwrap_or_else(|_| panic!("exactly one CPU, got {inside:?}"));
+        // task/affinity logs the step's binding mask: the container must
+        // be bound to exactly it.
+        let log = slurm.slurmd_log();
+        let mask = step_cpu_mask(&log[before.min(log.len())..]);
+        assert_eq!(mask, 1 << cpu, "the step's CPUs are the container's");
+        assert_clean(slurm, root);
+    });
+    s.run(
+        &format!("{who}: PINC_CPUS=2 in a 1-CPU step is refused"),
+        || {
+            let before = slurm.slurmd_log().len();
+            let out = srun(&[
+                "-c1",
+                "--cpu-bind=cores",
+                &format!("--container={}", over.display()),
+                "true",
+            ]);
+            assert!(!out.status.success(), "{}", describe(&out));
+            let log = slurm.slurmd_log();
+            let surfaced = format!("{}\n{}", stderr(&out), &log[before.min(log.len())..]);
+            // Slurm passes the runtime's stderr through to srun.
+            assert!(
+                surfaced.contains("no free cores: 2 CPUs needed")
+                    && surfaced.contains("within the allowed CPUs"),
+                "pinc's error reaches neither srun nor slurmd.log: {}\nslurmd.log:\n{}",
+                describe(&out),
+                &log[before.min(log.len())..]
+            );
+            assert_clean(slurm, root);
+        },
+    );
+}
+
+#[test]
+fn srun_container_as_root_with_the_root_oci_conf() {
+    require_root();
+    let state = tempfile::Builder::new()
+        .prefix("pinc-slurm-root-")
+        .tempdir()
+        .expect("state dir");
+    let root = state.path().join("pinc");
+    let slurm = Slurm::start(&packaged_oci_conf("oci.conf", &pinc_abs(), &root));
+    let bundle = Bundle::new(&["true"]);
+    let over = Bundle::new(&["true"]);
+    over.add_env("PINC_CPUS=2");
+    let mut s = Scenarios::new();
+    job_scenarios(
+        &mut s,
+        "root",
+        &slurm,
+        bundle.path(),
+        over.path(),
+        &root,
+        &|args| slurm.srun(args),
+    );
+    s.finish();
+}
