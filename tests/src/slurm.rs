@@ -42,8 +42,14 @@ pub fn packaged_oci_conf(name: &str, pinc: &Path, state: &Path) -> String {
     let text = text
         .replace("--root=/run/pinc-slurm/", &format!("--root={state}/"))
         .replace("--root=/run/pinc ", &format!("--root={state} "));
+    let settings = text.lines().filter(|l| !l.trim_start().starts_with('#'));
+    let mut has_run = false;
+    for line in settings {
+        has_run |= line.starts_with("RunTimeRun=");
+        assert!(!line.contains("/run/pinc"), "unsubstituted path in {line:?}");
+    }
     assert!(
-        text.contains("RunTimeRun=") && !text.contains("/run/pinc"),
+        has_run,
         "unexpected oci.conf {}: {text}",
         path.display()
     );

@@ -169,3 +169,119 @@ fn srun_container_as_root_with_the_root_oci_conf() {
     );
     s.finish();
 }
+
+/// The unprivileged test user (as in environments.rs), created once.
+fn ensure_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| stdout(&o).trim().parse::<u32>().ok())
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", USER])
+            .status()
+            .expect("useradd (package passwd)");
+        assert!(
+            status.success() || id("-u").is_some(),
+            "useradd {USER} failed"
+        );
+    }
+    (id("-u").expect("uid"), id("-g").expect("gid"))
+}
+
+/// A bundle the user owns, from `pinc spec --rootless` run as the user.
+fn user_bundle(home: &Path, name: &str, uid: u32, gid: u32, env: &[&str]) -> PathBuf {
+    let bundle = home.join(name);
+    make_rootfs(&bundle.join("rootfs"));
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", USER, "--"])
+        .arg(pinc_abs())
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(&bundle);
+    // spec writes config.json: the bundle dir must be the user's first.
+    nix::unistd::chown(&bundle, Some(uid.into()), Some(gid.into())).expect("chown");
+    let out = output_via_files(cmd);
+    assert!(out.status.success(), "spec --rootless: {}", describe(&out));
+    let path = bundle.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+    c["process"]["terminal"] = false.into();
+    for kv in env {
+        c["process"]["env"]
+            .as_array_mut()
+            .expect("env")
+            .push((*kv).into());
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&c).expect("json")).expect("write");
+    chown_tree(&bundle, uid, gid);
+    bundle
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let out = Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{gid}")])
+        .arg(path)
+        .output()
+        .expect("chown");
+    assert!(out.status.success(), "chown -R: {}", describe(&out));
+}
+
+#[test]
+fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
+    require_root();
+    let (uid, gid) = ensure_user();
+    let home = tempfile::Builder::new()
+        .prefix("pinc-slurm-user-")
+        .tempdir()
+        .expect("tempdir");
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    // /run/pinc-slurm as the packaged file wants it: world-writable, sticky.
+    let state = home.path().join("run");
+    fs::create_dir(&state).expect("state dir");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o1777)).expect("chmod 1777");
+    let slurm = Slurm::start(&packaged_oci_conf("oci.conf.rootless", &pinc_abs(), &state));
+    let work = home.path().join("work");
+    fs::create_dir(&work).expect("work dir");
+    let bundle = user_bundle(&work, "bundle", uid, gid, &[]);
+    let over = user_bundle(&work, "over", uid, gid, &["PINC_CPUS=2"]);
+    chown_tree(&work, uid, gid);
+
+    let mut s = Scenarios::new();
+    job_scenarios(
+        &mut s,
+        USER,
+        &slurm,
+        &bundle,
+        &over,
+        &state.join(USER),
+        &|args| slurm.srun_as(USER, &work, args),
+    );
+    s.run("the user's state dir stays the user's", || {
+        let meta = fs::metadata(state.join(USER)).expect("user state dir");
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
+        let out = Command::new("find")
+            .arg(state.join(USER))
+            .args(["-not", "-user", USER])
+            .output()
+            .expect("find");
+        assert_eq!(stdout(&out), "", "files root left in the user's state");
+    });
+    // Root jobs through the same file: state in <state>/root.
+    let root_bundle = Bundle::new(&["true"]);
+    let root_over = Bundle::new(&["true"]);
+    root_over.add_env("PINC_CPUS=2");
+    job_scenarios(
+        &mut s,
+        "root",
+        &slurm,
+        root_bundle.path(),
+        root_over.path(),
+        &state.join("root"),
+        &|args| slurm.srun(args),
+    );
+    s.finish();
+}
