@@ -46,13 +46,12 @@ pub fn packaged_oci_conf(name: &str, pinc: &Path, state: &Path) -> String {
     let mut has_run = false;
     for line in settings {
         has_run |= line.starts_with("RunTimeRun=");
-        assert!(!line.contains("/run/pinc"), "unsubstituted path in {line:?}");
+        assert!(
+            !line.contains("/run/pinc"),
+            "unsubstituted path in {line:?}"
+        );
     }
-    assert!(
-        has_run,
-        "unexpected oci.conf {}: {text}",
-        path.display()
-    );
+    assert!(has_run, "unexpected oci.conf {}: {text}", path.display());
     text
 }
 
@@ -232,6 +231,36 @@ impl Slurm {
         run_with_timeout(&mut cmd, SRUN_TIMEOUT)
     }
 
+    /// Starts `srun args...` (as `user`, from `cwd`, when given) without
+    /// waiting; output goes nowhere.
+    pub fn spawn_srun(&self, user: Option<(&str, &Path)>, args: &[&str]) -> Child {
+        let mut cmd = match user {
+            None => self.client("srun"),
+            Some((user, cwd)) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args([
+                    "-u",
+                    user,
+                    "--",
+                    "env",
+                    "-i",
+                    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                ])
+                .arg(format!("HOME={}", cwd.display()))
+                .arg(format!("SLURM_CONF={}", self.conf.display()))
+                .arg("srun")
+                .current_dir(cwd);
+                cmd
+            }
+        };
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn srun")
+    }
+
     /// The slurmd log (where step and runtime errors land).
     pub fn slurmd_log(&self) -> String {
         fs::read_to_string(self.dir().join("slurmd.log")).unwrap_or_default()
@@ -354,6 +383,9 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<(i32, String)> {
     found
 }
 
+/// KillWait=5: a container's init is pid 1 of its namespace and ignores
+/// scancel's SIGTERM (as with runc); the step ends with the SIGKILL that
+/// follows KillWait (default 30 s).
 fn slurm_conf(d: &Path, node: &str) -> String {
     let (ctld_port, slurmd_port) = (free_port(), free_port());
     format!(
@@ -384,6 +416,7 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
+KillWait=5
 NodeName={node} NodeAddr=127.0.0.1 CPUs=2 CoresPerSocket=2 ThreadsPerCore=1 State=UNKNOWN
 PartitionName=pinc Nodes={node} Default=YES MaxTime=INFINITE State=UP
 ",

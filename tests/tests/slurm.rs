@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use pinc_tests::daemons::{pinc_abs, Scenarios};
 use pinc_tests::slurm::{packaged_oci_conf, Slurm};
@@ -45,7 +46,7 @@ fn assert_clean(slurm: &Slurm, root: &Path) {
         "containers left in {}: {left:?}",
         root.display()
     );
-    let ok = pinc_tests::daemons::wait_until(std::time::Duration::from_secs(10), || {
+    let ok = pinc_tests::daemons::wait_until(Duration::from_secs(10), || {
         slurm.stray_processes().is_empty()
     });
     assert!(ok, "stray processes: {:?}", slurm.stray_processes());
@@ -83,6 +84,7 @@ fn job_scenarios(
     over: &Path,
     root: &Path,
     srun: &dyn Fn(&[&str]) -> Output,
+    spawn: &dyn Fn(&[&str]) -> std::process::Child,
 ) {
     let b = format!("--container={}", bundle.display());
     s.run(&format!("{who}: output arrives"), || {
@@ -117,6 +119,39 @@ fn job_scenarios(
         let log = slurm.slurmd_log();
         let mask = step_cpu_mask(&log[before.min(log.len())..]);
         assert_eq!(mask, 1 << cpu, "the step's CPUs are the container's");
+        assert_clean(slurm, root);
+    });
+    s.run(&format!("{who}: scancel of a running step"), || {
+        let before = slurm.slurmd_log().len();
+        let mut child = spawn(&[&b, "sleep", "300"]);
+        let running = pinc_tests::daemons::wait_until(Duration::from_secs(30), || {
+            !containers_in(root).is_empty()
+        });
+        let mut cancel = slurm.client("scancel");
+        cancel.args(["-u", who]);
+        let out = output_via_files(cancel);
+        let exited = pinc_tests::daemons::wait_until(Duration::from_secs(60), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        assert!(running, "the container never ran:\n{}", slurm.logs());
+        assert!(out.status.success(), "scancel: {}", describe(&out));
+        assert!(exited, "srun did not end after scancel:\n{}", slurm.logs());
+        // Init (pid 1 in its namespace) ignores SIGTERM: the step ends at
+        // the SIGKILL after KillWait, then Slurm cleans up.
+        let gone = pinc_tests::daemons::wait_until(Duration::from_secs(60), || {
+            containers_in(root).is_empty()
+        });
+        let log = slurm.slurmd_log();
+        assert!(
+            gone,
+            "containers left: {:?}\nslurmd.log:\n{}",
+            containers_in(root),
+            &log[before.min(log.len())..]
+        );
         assert_clean(slurm, root);
     });
     s.run(
@@ -166,6 +201,7 @@ fn srun_container_as_root_with_the_root_oci_conf() {
         over.path(),
         &root,
         &|args| slurm.srun(args),
+        &|args| slurm.spawn_srun(None, args),
     );
     s.finish();
 }
@@ -259,7 +295,27 @@ fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
         &over,
         &state.join(USER),
         &|args| slurm.srun_as(USER, &work, args),
+        &|args| slurm.spawn_srun(Some((USER, &work)), args),
     );
+    s.run("root's cleanup does not create a user's state dir", || {
+        // Slurm runs Kill and Delete as root, also for a step whose
+        // runtime never ran: the user's root must not appear, root-owned.
+        let missing = state.join("nobody-yet");
+        for args in [
+            &["kill", "-a", "vm.x.1.0.0", "KILL"][..],
+            &["delete", "--force", "vm.x.1.0.0"],
+            &["state", "vm.x.1.0.0"],
+        ] {
+            let mut cmd = Command::new(pinc_abs());
+            cmd.arg(format!("--root={}", missing.display())).args(args);
+            output_via_files(cmd);
+            assert!(
+                !missing.exists(),
+                "pinc {args:?} created {}",
+                missing.display()
+            );
+        }
+    });
     s.run("the user's state dir stays the user's", || {
         let meta = fs::metadata(state.join(USER)).expect("user state dir");
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
@@ -282,6 +338,7 @@ fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
         root_over.path(),
         &state.join("root"),
         &|args| slurm.srun(args),
+        &|args| slurm.spawn_srun(None, args),
     );
     s.finish();
 }
