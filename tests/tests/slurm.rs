@@ -76,16 +76,21 @@ fn step_cpu_mask(log: &str) -> u64 {
 
 /// The scenarios every job owner runs: output, exit code, placement and a
 /// refused over-request, each followed by the cleanup check.
+/// `user` is `None` for root, else the user and the directory srun runs in.
 fn job_scenarios(
     s: &mut Scenarios,
-    who: &str,
     slurm: &Slurm,
+    user: Option<(&str, &Path)>,
     bundle: &Path,
     over: &Path,
     root: &Path,
-    srun: &dyn Fn(&[&str]) -> Output,
-    spawn: &dyn Fn(&[&str]) -> std::process::Child,
 ) {
+    let who = user.map_or("root", |(name, _)| name);
+    let srun = |args: &[&str]| match user {
+        None => slurm.srun(args),
+        Some((name, dir)) => slurm.srun_as(name, dir, args),
+    };
+    let spawn = |args: &[&str]| slurm.spawn_srun(user, args);
     let b = format!("--container={}", bundle.display());
     s.run(&format!("{who}: output arrives"), || {
         let out = srun(&[&b, "sh", "-c", "echo hello from $(hostname); id -u"]);
@@ -193,16 +198,7 @@ fn srun_container_as_root_with_the_root_oci_conf() {
     let over = Bundle::new(&["true"]);
     over.add_env("PINC_CPUS=2");
     let mut s = Scenarios::new();
-    job_scenarios(
-        &mut s,
-        "root",
-        &slurm,
-        bundle.path(),
-        over.path(),
-        &root,
-        &|args| slurm.srun(args),
-        &|args| slurm.spawn_srun(None, args),
-    );
+    job_scenarios(&mut s, &slurm, None, bundle.path(), over.path(), &root);
     s.finish();
 }
 
@@ -289,13 +285,11 @@ fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
     let mut s = Scenarios::new();
     job_scenarios(
         &mut s,
-        USER,
         &slurm,
+        Some((USER, &work)),
         &bundle,
         &over,
         &state.join(USER),
-        &|args| slurm.srun_as(USER, &work, args),
-        &|args| slurm.spawn_srun(Some((USER, &work)), args),
     );
     s.run("root's cleanup does not create a user's state dir", || {
         // Slurm runs Kill and Delete as root, also for a step whose
@@ -332,13 +326,11 @@ fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
     root_over.add_env("PINC_CPUS=2");
     job_scenarios(
         &mut s,
-        "root",
         &slurm,
+        None,
         root_bundle.path(),
         root_over.path(),
         &state.join("root"),
-        &|args| slurm.srun(args),
-        &|args| slurm.spawn_srun(None, args),
     );
     s.finish();
 }
