@@ -91,6 +91,7 @@ impl Ledger {
                 path: self.lock_path.clone(),
                 source,
             })?;
+        self.root.hand_over(&self.lock_path);
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, source)| LedgerError::Lock {
             path: self.lock_path.clone(),
             source,
@@ -122,6 +123,7 @@ impl Ledger {
             source,
         })?;
         let mut f = File::create(&tmp).map_err(err)?;
+        self.root.hand_over(&tmp);
         f.write_all(&json)
             .and_then(|_| f.sync_data())
             .map_err(err)?;

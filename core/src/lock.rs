@@ -59,6 +59,7 @@ impl IdLock {
         let path = root.private_dir("locks")?.join(id);
         loop {
             let file = open(&path)?;
+            root.hand_over(&path);
             let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, source)| {
                 LockError::Flock {
                     path: path.clone(),
@@ -77,6 +78,7 @@ impl IdLock {
     pub fn try_acquire(root: &RuntimeRoot, id: &str) -> Result<Option<Self>, LockError> {
         let path = root.private_dir("locks")?.join(id);
         let file = open(&path)?;
+        root.hand_over(&path);
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Some(Self { _lock: lock, path })),
             Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),

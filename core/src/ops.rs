@@ -146,6 +146,11 @@ fn stop_sandboxed(container: &mut Container) -> Result<()> {
 
 pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     let sig = signal::parse(sig)?;
+    // Without a root there is no container; taking the lock would create the
+    // root (as root, in Slurm's cleanup: the user's next job could not use it).
+    if !root.path().is_dir() {
+        return Err(Error::NotFound { id: id.to_string() });
+    }
     let _lock = IdLock::acquire(root, id)?;
     let mut container = load(root, id)?;
     let sandboxed = Sidecar::load(&container.root).sandbox;
@@ -183,6 +188,14 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
 /// quietly when the container is already gone (Slurm cleans up that way).
 pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     id::validate(id)?;
+    if !root.path().is_dir() {
+        // As in kill: do not create the root just to find nothing in it.
+        return if force {
+            Ok(())
+        } else {
+            Err(Error::NotFound { id: id.to_string() })
+        };
+    }
     let lock = IdLock::acquire(root, id)?;
     let dir = root.container_dir(id);
     if !dir.join("state.json").exists() {

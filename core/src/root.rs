@@ -78,7 +78,9 @@ impl RuntimeRoot {
 
     /// Scratch space pinc owns (locks, staged specs); hidden from `list`.
     pub fn private_dir(&self, name: &str) -> Result<PathBuf, RootError> {
-        let dir = self.path.join(".pinc").join(name);
+        let private = self.path.join(".pinc");
+        let dir = private.join(name);
+        let existed = dir.is_dir();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -87,7 +89,30 @@ impl RuntimeRoot {
                 path: dir.clone(),
                 source,
             })?;
+        if !existed {
+            self.hand_over(&private);
+            self.hand_over(&dir);
+        }
         Ok(dir)
+    }
+
+    /// The owner of the root when it is not the caller: root working in a
+    /// user's root, as Slurm's cleanup (Query/Kill/Delete run as root) does
+    /// in `--root=/run/pinc-slurm/<user>`.
+    fn foreign_owner(&self) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let euid = nix::unistd::geteuid().as_raw();
+        let meta = fs::metadata(&self.path).ok()?;
+        (euid == 0 && meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+    }
+
+    /// Gives what root creates in a user's root (private dirs, lock and
+    /// ledger files) to that user: otherwise the user's next pinc fails
+    /// with EACCES on it. Best effort: a failure shows up later as that EACCES.
+    pub fn hand_over(&self, path: &Path) {
+        if let Some((uid, gid)) = self.foreign_owner() {
+            let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+        }
     }
 }
 

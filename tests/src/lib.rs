@@ -16,6 +16,7 @@ pub mod cri;
 pub mod daemons;
 pub mod devroot;
 pub mod shim;
+pub mod slurm;
 
 /// The pinc binary under test.
 pub fn pinc_bin() -> PathBuf {
