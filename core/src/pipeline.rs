@@ -37,6 +37,17 @@ pub fn lookup(
     })
 }
 
+/// A Kubernetes pod's sandbox (pause) container: pod annotations reach it
+/// too, but it needs no cores or devices of its own.
+pub fn is_pod_sandbox(annotations: &HashMap<String, String>) -> bool {
+    [
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri-o.ContainerType",
+    ]
+    .iter()
+    .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
+}
+
 /// What a stage returns when it refuses the spec.
 pub type StageError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -15,7 +15,7 @@ use pinc_topology::request::{self, MemMode};
 use pinc_topology::Topology;
 
 use crate::ledger::{Allocation, Ledger};
-use crate::pipeline::{annotations_and_env, Context, Stage, StageError};
+use crate::pipeline::{annotations_and_env, is_pod_sandbox, Context, Stage, StageError};
 use crate::RuntimeRoot;
 
 /// Annotation that records the placement in the final spec (and so in `pinc state`).
@@ -105,6 +105,9 @@ impl Stage for PlacementStage {
 
     fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
         let (annotations, env) = annotations_and_env(spec);
+        if is_pod_sandbox(&annotations) {
+            return Ok(());
+        }
         let Some(mut request) = request::from_spec(&annotations, &env)? else {
             return Ok(());
         };

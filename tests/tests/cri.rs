@@ -220,11 +220,13 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &Cg
             ids.contains(&pod_id) && ids.contains(&ctr_id),
             "pinc list does not show pod {pod_id} and container {ctr_id}: {ids:?}"
         );
-        // Pod annotations reach the sandbox too: pinc places it as well.
+        // Pod annotations reach the sandbox too, but pinc does not place the
+        // pause container: it would hold a core for nothing.
         let pod = pinc_state(&d.pinc, pinc_root, &pod_id);
-        eprintln!(
-            "sandbox placement: {}",
-            pod["annotations"]["pinc.io/placement"]
+        assert_eq!(pod["annotations"]["pinc.io/cpus"], "1", "{pod}");
+        assert!(
+            pod["annotations"].get("pinc.io/placement").is_none(),
+            "the sandbox was placed: {pod}"
         );
         let st = pinc_state(&d.pinc, pinc_root, &ctr_id);
         eprintln!(

@@ -102,6 +102,9 @@ impl DevicesStage {
     pub fn inject(&self, spec: &mut Spec, rootless: bool) -> Result<Injected, StageError> {
         let (annotations, env) = annotations_and_env(spec);
         let mut out = Injected::default();
+        if crate::pipeline::is_pod_sandbox(&annotations) {
+            return Ok(out);
+        }
         let gpus = lookup(
             &annotations,
             &env,
