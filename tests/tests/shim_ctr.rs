@@ -355,8 +355,23 @@ fn ctr_runs_containers_through_the_pinc_shim() {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("ctr events");
-            // Subscribing is asynchronous: give it a moment before acting.
-            std::thread::sleep(Duration::from_millis(500));
+            // Subscribing is asynchronous: tag the image (an event of its
+            // own) until `ctr events` shows it, so none of ours is missed.
+            let probe = "docker.io/library/probe:events";
+            let subscribed = wait_until(Duration::from_secs(20), || {
+                let _ = c.out(&["image", "rm", probe]);
+                let _ = c.out(&["image", "tag", IMAGE, probe]);
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .contains("/images/create")
+            });
+            let _ = c.out(&["image", "rm", probe]);
+            if !subscribed {
+                let _ = events.kill();
+                let _ = events.wait();
+                panic!("ctr events showed no /images/create within 20s");
+            }
             let id = "evented";
             let out = c.run(&["-d"], id, &["sh", "-c", script]);
             let mut steps = vec![describe(&out)];
