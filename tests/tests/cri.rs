@@ -347,34 +347,68 @@ fn cri_pod_through_pinc_shim() {
     pod_lifecycle(&mut d, "pinc", &root, &parent);
 }
 
-/// Pod start latency (RunPodSandbox + CreateContainer + StartContainer),
-/// pinc-runc vs plain runc, interleaved. Not part of the suite:
-/// `cargo test --release -p pinc-tests --test cri -- --ignored --nocapture`.
+/// Pod start latency (RunPodSandbox + CreateContainer + StartContainer):
+/// pinc's shim (`pinc`) vs containerd's runc shim execing pinc (`pinc-runc`)
+/// vs plain runc (`runc`), interleaved with the order rotating per round so
+/// no handler always runs first. One warm-up round is not counted.
+/// `$PINC_CRI_LAT_ROUNDS` rounds (default 5). Not part of the suite:
+/// `cargo test --release -p pinc-tests --test cri cri_pod_start_latency -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn cri_pod_start_latency() {
     require_root();
+    let dir = shim_dir();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = CgroupParent::new();
-    let mut d = CriDaemon::start(Vec::new());
+    let mut d = CriDaemon::start(vec![dir]);
+    let rounds: usize = std::env::var("PINC_CRI_LAT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let handlers = ["pinc", "pinc-runc", "runc"];
     let mut results: HashMap<&str, Vec<Duration>> = HashMap::new();
-    for round in 0..5 {
-        for handler in ["pinc-runc", "runc"] {
+    for round in 0..=rounds {
+        for k in 0..handlers.len() {
+            let handler = handlers[(round + k) % handlers.len()];
             let name = format!("lat-{handler}-{round}");
             let (pod, ctr, t) = start_pod(&mut d, handler, &name, &parent.0);
-            results
-                .entry(handler)
-                .or_default()
-                .push(t.run_pod + t.create + t.start);
+            let warm_up = round == 0;
+            if !warm_up {
+                results
+                    .entry(handler)
+                    .or_default()
+                    .push(t.run_pod + t.create + t.start);
+            }
             eprintln!(
-                "{handler} #{round}: RunPodSandbox {:.0?} Create {:.0?} Start {:.0?}",
-                t.run_pod, t.create, t.start
+                "{handler} #{round}{}: RunPodSandbox {:.0?} Create {:.0?} Start {:.0?}",
+                if warm_up { " (warm-up)" } else { "" },
+                t.run_pod,
+                t.create,
+                t.start
             );
             remove_pod(&mut d, &pod, &ctr);
         }
     }
-    for (handler, mut v) in results {
+    let median = |h: &str| {
+        let mut v = results.get(h).cloned().unwrap_or_default();
         v.sort();
-        eprintln!("{handler}: median {:.0?} of {:?}", v[v.len() / 2], v);
+        v.get(v.len() / 2).copied()
+    };
+    for h in handlers {
+        if let Some(m) = median(h) {
+            eprintln!("{h}: median {m:.0?} of {:?}", results[h]);
+        }
+    }
+    for (a, b) in [
+        ("pinc", "runc"),
+        ("pinc-runc", "runc"),
+        ("pinc", "pinc-runc"),
+    ] {
+        if let (Some(x), Some(y)) = (median(a), median(b)) {
+            eprintln!(
+                "ratio {a}/{b}: {:.2}",
+                x.as_secs_f64() / y.as_secs_f64().max(1e-9)
+            );
+        }
     }
 }

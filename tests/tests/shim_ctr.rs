@@ -340,6 +340,118 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         },
     );
 
+    s.run(
+        "events: create, start, exec, pause, resume, exit, delete",
+        || {
+            // `ctr events` streams every event of the daemon as
+            // "<time> <namespace> <topic> <json>"; the shim publishes them
+            // through containerd's ttrpc socket.
+            let log_path = work.path().join("events.log");
+            let log = std::fs::File::create(&log_path).expect("events log");
+            let mut events = c
+                .cmd(&["events"])
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ctr events");
+            // Subscribing is asynchronous: tag the image (an event of its
+            // own) until `ctr events` shows it, so none of ours is missed.
+            let probe = "docker.io/library/probe:events";
+            let subscribed = wait_until(Duration::from_secs(20), || {
+                let _ = c.out(&["image", "rm", probe]);
+                let _ = c.out(&["image", "tag", IMAGE, probe]);
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .contains("/images/create")
+            });
+            let _ = c.out(&["image", "rm", probe]);
+            if !subscribed {
+                let _ = events.kill();
+                let _ = events.wait();
+                panic!("ctr events showed no /images/create within 20s");
+            }
+            let id = "evented";
+            let out = c.run(&["-d"], id, &["sh", "-c", script]);
+            let mut steps = vec![describe(&out)];
+            if out.status.success() {
+                steps.push(describe(&c.out(&[
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "ev1",
+                    id,
+                    "true",
+                ])));
+                steps.push(describe(&c.out(&["task", "pause", id])));
+                steps.push(describe(&c.out(&["task", "resume", id])));
+            }
+            c.remove(id);
+            let topics = [
+                "/tasks/create",
+                "/tasks/start",
+                "/tasks/exec-added",
+                "/tasks/exec-started",
+                "/tasks/paused",
+                "/tasks/resumed",
+                "/tasks/exit",
+                "/tasks/delete",
+            ];
+            let missing = || -> Vec<&str> {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                topics
+                    .iter()
+                    .copied()
+                    .filter(|t| {
+                        !text.lines().any(|l| {
+                            let f: Vec<&str> = l.split_whitespace().collect();
+                            f.iter().any(|w| *w == ns)
+                                && f.iter().any(|w| w == t)
+                                && l.contains(&format!("\"container_id\":\"{id}\""))
+                                // The init's exit, not only the exec's.
+                                && (*t != "/tasks/exit" || l.contains(&format!("\"id\":\"{id}\"")))
+                        })
+                    })
+                    .collect()
+            };
+            let all = wait_until(Duration::from_secs(10), || missing().is_empty());
+            let _ = events.kill();
+            let _ = events.wait();
+            assert!(
+                all,
+                "topics missing for {id}: {:?}\nsteps: {steps:?}\nevents:\n{}",
+                missing(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        },
+    );
+
+    s.run("config file: root from --runtime-config-path", || {
+        let root = short_tempdir("pinc-shim-root-");
+        let cfg = work.path().join("pinc-shim.json");
+        let json = format!("{{\"root\": \"{}\"}}", root.path().display());
+        std::fs::write(&cfg, json).expect("write shim config");
+        let cfg_s = cfg.to_string_lossy().into_owned();
+        let id = "configured";
+        let out = c.run(
+            &["-d", "--runtime-config-path", &cfg_s],
+            id,
+            &["sh", "-c", script],
+        );
+        let state = root.path().join(&ns).join(id);
+        let seen = state.is_dir();
+        let default_used = shim_root(&ns).join(id).exists();
+        c.remove(id);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(seen, "no pinc state at {}", state.display());
+        assert!(
+            !default_used,
+            "the default root was used despite the config"
+        );
+        assert!(!state.exists(), "pinc state left at {}", state.display());
+    });
+
     s.run("afterwards: no shim, no mounts", || {
         assert!(
             wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
