@@ -1,8 +1,5 @@
-//! Stats: cgroup v1 metrics (`io.containerd.cgroups.v1.Metrics`) read straight
-//! from the container init's cgroups (no process spawned per scrape).
-//!
-//! A unified (cgroup v2 only) host is not handled yet: Stats then answers
-//! Unimplemented.
+//! cgroup v1: `io.containerd.cgroups.v1.Metrics` from the per-controller
+//! hierarchies under /sys/fs/cgroup.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,15 +10,15 @@ use containerd_shim::protos::cgroups::metrics::{
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::{Message, MessageField};
 
+use super::read_kv;
 use crate::errors::{Error, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 pub const V1_METRICS: &str = "io.containerd.cgroups.v1.Metrics";
 
-/// controller → folder of `pid`'s cgroup in that v1 hierarchy.
-fn v1_paths(pid: i32) -> Result<HashMap<String, PathBuf>> {
-    let file = format!("/proc/{pid}/cgroup");
-    let text = std::fs::read_to_string(&file).map_err(Error::io("failed to read", &file))?;
+/// controller → folder of the cgroup in that v1 hierarchy, from the text of
+/// `/proc/<pid>/cgroup`.
+pub fn v1_paths(text: &str) -> HashMap<String, PathBuf> {
     let mut out = HashMap::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -41,7 +38,7 @@ fn v1_paths(pid: i32) -> Result<HashMap<String, PathBuf>> {
             out.insert(c.to_string(), base.join(rel));
         }
     }
-    Ok(out)
+    out
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -51,17 +48,6 @@ fn read_u64(path: &Path) -> Option<u64> {
         return Some(0);
     }
     t.parse().ok()
-}
-
-fn read_kv(path: &Path) -> HashMap<String, u64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 fn cpu(dir: Option<&PathBuf>, acct: Option<&PathBuf>) -> Option<CPUStat> {
@@ -181,14 +167,8 @@ fn blkio(dir: &Path) -> BlkIOStat {
     b
 }
 
-/// v1 metrics of the cgroups `pid` belongs to, packed for containerd.
-pub fn metrics(pid: i32) -> Result<Any> {
-    if !Path::new(CGROUP_ROOT).join("memory").is_dir() {
-        return Err(Error::Unsupported(
-            "stats on a cgroup v2-only host are not supported by this shim yet",
-        ));
-    }
-    let paths = v1_paths(pid)?;
+/// v1 metrics of the cgroups in `paths` (see [`v1_paths`]), packed for containerd.
+pub fn metrics(paths: &HashMap<String, PathBuf>) -> Result<Any> {
     let mut m = Metrics::new();
     if let Some(cpu) = cpu(paths.get("cpu"), paths.get("cpuacct")) {
         m.cpu = MessageField::some(cpu);
@@ -213,11 +193,6 @@ pub fn metrics(pid: i32) -> Result<Any> {
     any.type_url = V1_METRICS.to_string();
     any.value = value;
     Ok(any)
-}
-
-/// The v1 memory cgroup folder of `pid` (for the OOM watcher).
-pub fn memory_cgroup(pid: i32) -> Option<PathBuf> {
-    v1_paths(pid).ok()?.remove("memory")
 }
 
 #[cfg(test)]
