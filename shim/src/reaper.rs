@@ -80,8 +80,9 @@ impl Exits {
 /// (container processes) go to `on_exit`; the others wait in `exits`.
 pub fn start<F>(exits: Arc<Exits>, on_exit: F) -> Result<()>
 where
-    F: Fn(i32, i32) + Send + 'static,
+    F: Fn(i32, i32) + Send + Sync + 'static,
 {
+    let on_exit = Arc::new(on_exit);
     let sub = monitor_subscribe(Topic::Pid).map_err(|source| Error::Shim {
         what: "failed to subscribe to child exits",
         source,
@@ -93,7 +94,18 @@ where
                 if let Subject::Pid(pid) = ev.subject {
                     tracing::debug!(pid, code = ev.exit_code, "child exited");
                     if exits.record(pid, ev.exit_code) {
-                        on_exit(pid, ev.exit_code);
+                        // The handler drains output and publishes to
+                        // containerd, which may block; the exits of pinc
+                        // invocations that requests wait for must not
+                        // queue behind it.
+                        let on_exit = Arc::clone(&on_exit);
+                        let code = ev.exit_code;
+                        let spawned = std::thread::Builder::new()
+                            .name("exit".into())
+                            .spawn(move || on_exit(pid, code));
+                        if let Err(e) = spawned {
+                            tracing::error!(pid, "cannot start an exit handler: {e}");
+                        }
                     }
                 }
             }

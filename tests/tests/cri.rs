@@ -123,7 +123,19 @@ fn start_pod(
         .start_container(StartContainerRequest {
             container_id: ctr_id.clone(),
         })
-        .unwrap_or_else(|e| panic!("StartContainer {ctr_id}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "StartContainer {ctr_id}: {e}\ncontainerd log (shim logs go there):\n{}\nprocesses:\n{}",
+                pinc_tests::daemons::log_tail(&d.containerd.log, 60),
+                String::from_utf8_lossy(
+                    &std::process::Command::new("ps")
+                        .args(["-eo", "pid,ppid,stat,wchan:20,args"])
+                        .output()
+                        .map(|o| o.stdout)
+                        .unwrap_or_default()
+                )
+            )
+        });
     let timing = Timing {
         run_pod: t1 - t0,
         create: t2 - t1,
