@@ -27,15 +27,16 @@ const PASSED_PREFIXES: [&str; 9] = [
 const PMIX_DIRS: [&str; 2] = ["PMIX_SERVER_TMPDIR", "PMIX_SYSTEM_TMPDIR"];
 
 pub struct HpcPresetStage {
-    /// The launcher's environment (pinc's own).
-    env: Vec<(String, String)>,
+    /// The launcher's environment; `None`: pinc's own, read only when the
+    /// preset is asked for (this stage runs on every create).
+    env: Option<Vec<(String, String)>>,
     memlock: Option<Memlock>,
 }
 
 impl HpcPresetStage {
     pub fn from_env() -> Self {
         Self {
-            env: std::env::vars().collect(),
+            env: None,
             memlock: None,
         }
     }
@@ -43,7 +44,7 @@ impl HpcPresetStage {
     /// A stage over a given launcher environment and memlock limit (tests).
     pub fn new(env: Vec<(String, String)>, memlock: Memlock) -> Self {
         Self {
-            env,
+            env: Some(env),
             memlock: Some(memlock),
         }
     }
@@ -74,8 +75,12 @@ impl Stage for HpcPresetStage {
         host_namespaces(spec);
         host_shm(spec);
         memlock(spec, self.memlock.unwrap_or_else(Memlock::of_caller));
-        pass_environment(spec, &self.env);
-        pmix_dirs(spec, &self.env);
+        let env = self
+            .env
+            .clone()
+            .unwrap_or_else(|| std::env::vars().collect());
+        pass_environment(spec, &env);
+        pmix_dirs(spec, &env);
         tracing::info!(target: "pinc", "hpc preset: host network and IPC, host /dev/shm, memlock, PMI environment");
         Ok(())
     }

@@ -303,54 +303,6 @@ pub fn build_pause(dir: &Path) -> PathBuf {
     out
 }
 
-fn sha256_hex(path: &Path) -> String {
-    let out = run_with_timeout(
-        Command::new(require_bin("sha256sum", "coreutils")).arg(path),
-        CMD_TIMEOUT,
-    );
-    ok("sha256sum", &out)
-        .split_whitespace()
-        .next()
-        .expect("sha256sum output")
-        .to_string()
-}
-
-/// A `docker save` archive `<dir>/image.tar` of one layer whose command is
-/// `cmd`. (daemons::docker_save_archive fixes the command to `sh`; the
-/// sandbox image runs its own command, so this one takes it.)
-pub fn image_archive(dir: &Path, layer_tar: &Path, repo_tag: &str, cmd: &[&str]) -> PathBuf {
-    let img = dir.join("image");
-    let layer_hex = sha256_hex(layer_tar);
-    fs::create_dir_all(img.join(&layer_hex)).expect("layer dir");
-    fs::copy(layer_tar, img.join(&layer_hex).join("layer.tar")).expect("copy layer");
-    let config = json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "2024-01-01T00:00:00Z",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": cmd,
-        },
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_hex}")]},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "pinc tests"}],
-    });
-    let tmp = img.join("config.tmp");
-    fs::write(&tmp, serde_json::to_vec(&config).expect("config json")).expect("config");
-    let config_name = format!("{}.json", sha256_hex(&tmp));
-    fs::rename(&tmp, img.join(&config_name)).expect("rename config");
-    let manifest = json!([{
-        "Config": config_name,
-        "RepoTags": [repo_tag],
-        "Layers": [format!("{layer_hex}/layer.tar")],
-    }]);
-    fs::write(
-        img.join("manifest.json"),
-        serde_json::to_vec(&manifest).expect("manifest json"),
-    )
-    .expect("manifest");
-    tar_dir(&img, &dir.join("image.tar"))
-}
-
 fn tar_dir(src: &Path, archive: &Path) -> PathBuf {
     let out = run_with_timeout(
         Command::new(require_bin("tar", "tar"))
@@ -378,12 +330,12 @@ pub fn build_images(dir: &Path) -> (PathBuf, PathBuf) {
     make_rootfs(&rootfs);
     fs::copy(build_pause(dir), rootfs.join("pause")).expect("copy pause");
     let layer = tar_dir(&rootfs, &pause_dir.join("rootfs.tar"));
-    let pause = image_archive(&pause_dir, &layer, PAUSE_IMAGE, &["/pause"]);
+    let pause = crate::daemons::image_archive(&pause_dir, &layer, PAUSE_IMAGE, &["/pause"]);
 
     let rootfs = bb_dir.join("rootfs");
     make_rootfs(&rootfs);
     let layer = tar_dir(&rootfs, &bb_dir.join("rootfs.tar"));
-    let busybox = image_archive(&bb_dir, &layer, "busybox:local", &["sh"]);
+    let busybox = crate::daemons::image_archive(&bb_dir, &layer, "busybox:local", &["sh"]);
     (pause, busybox)
 }
 

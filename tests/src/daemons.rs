@@ -276,6 +276,11 @@ fn sha256_hex(path: &Path) -> String {
 /// Builds a `docker save`-style archive (manifest.json, config, one layer)
 /// for `layer_tar` under the name `repo_tag`, as `<dir>/image.tar`.
 pub fn docker_save_archive(dir: &Path, layer_tar: &Path, repo_tag: &str) -> PathBuf {
+    image_archive(dir, layer_tar, repo_tag, &["sh"])
+}
+
+/// [`docker_save_archive`] with the image's default command.
+pub fn image_archive(dir: &Path, layer_tar: &Path, repo_tag: &str, cmd: &[&str]) -> PathBuf {
     let tar = require_bin("tar", "tar");
     let img = dir.join("image");
     let layer_hex = sha256_hex(layer_tar);
@@ -287,7 +292,7 @@ pub fn docker_save_archive(dir: &Path, layer_tar: &Path, repo_tag: &str) -> Path
         "created": "2024-01-01T00:00:00Z",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": cmd,
         },
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_hex}")]},
         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "pinc tests"}],
@@ -313,6 +318,7 @@ pub fn docker_save_archive(dir: &Path, layer_tar: &Path, repo_tag: &str) -> Path
     let archive = dir.join("image.tar");
     let out = run_with_timeout(
         Command::new(tar)
+            .arg("--numeric-owner")
             .arg("-C")
             .arg(&img)
             .arg("-cf")

@@ -317,3 +317,35 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The unprivileged user the rootless tests run as.
+pub const ROOTLESS_USER: &str = "pinc-rootless";
+
+/// Creates [`ROOTLESS_USER`] once (Debian's useradd also gives it
+/// /etc/subuid and /etc/subgid ranges); returns its uid and gid.
+pub fn ensure_rootless_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, ROOTLESS_USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", ROOTLESS_USER])
+            .status()
+            .expect("useradd (package passwd)");
+        assert!(
+            status.success() || id("-u").is_some(),
+            "useradd {ROOTLESS_USER} failed"
+        );
+    }
+    (id("-u").expect("uid"), id("-g").expect("gid"))
+}

@@ -92,35 +92,7 @@ fn the_container_keeps_the_callers_cpu_affinity() {
     pinc.ok(&["delete", "--force", &id]);
 }
 
-const USER: &str = "pinc-rootless";
-
-/// A real unprivileged user, created once.
-fn ensure_user() -> (u32, u32) {
-    let id = |flag: &str| {
-        Command::new("id")
-            .args([flag, USER])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-            })
-    };
-    if id("-u").is_none() {
-        let status = Command::new("useradd")
-            .args(["--create-home", "--shell", "/bin/sh", USER])
-            .status()
-            .expect("useradd (package passwd)");
-        assert!(
-            status.success() || id("-u").is_some(),
-            "useradd {USER} failed"
-        );
-    }
-    (id("-u").expect("uid"), id("-g").expect("gid"))
-}
+const USER: &str = pinc_tests::ROOTLESS_USER;
 
 /// Runs pinc as the unprivileged user with its own XDG_RUNTIME_DIR.
 fn as_user(runtime_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -153,7 +125,7 @@ fn as_user_with(
 #[test]
 fn rootless_on_a_login_node_without_delegation() {
     require_root();
-    let (uid, gid) = ensure_user();
+    let (uid, gid) = pinc_tests::ensure_rootless_user();
     // Everything the user touches lives in a directory the user owns.
     let home = tempfile::Builder::new()
         .prefix("pinc-rootless-")
@@ -282,7 +254,7 @@ fn rootless_on_a_login_node_without_delegation() {
 #[test]
 fn rootless_gets_only_devices_it_can_open() {
     require_root();
-    let (uid, gid) = ensure_user();
+    let (uid, gid) = pinc_tests::ensure_rootless_user();
     let home = tempfile::Builder::new()
         .prefix("pinc-rldev-")
         .tempdir()
@@ -382,7 +354,7 @@ fn ensure_subids() -> (u32, u32) {
 #[test]
 fn rootless_with_subordinate_ids() {
     require_root();
-    let (uid, gid) = ensure_user();
+    let (uid, gid) = pinc_tests::ensure_rootless_user();
     let (subuid, _subgid) = ensure_subids();
     let home = tempfile::Builder::new()
         .prefix("pinc-rlsub-")

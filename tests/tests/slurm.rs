@@ -11,7 +11,7 @@ use pinc_tests::daemons::{pinc_abs, Scenarios};
 use pinc_tests::slurm::{packaged_oci_conf, Slurm};
 use pinc_tests::{make_rootfs, output_via_files, require_root, stderr, stdout, Bundle};
 
-const USER: &str = "pinc-rootless";
+const USER: &str = pinc_tests::ROOTLESS_USER;
 
 fn describe(out: &Output) -> String {
     format!(
@@ -202,29 +202,6 @@ fn srun_container_as_root_with_the_root_oci_conf() {
     s.finish();
 }
 
-/// The unprivileged test user (as in environments.rs), created once.
-fn ensure_user() -> (u32, u32) {
-    let id = |flag: &str| {
-        Command::new("id")
-            .args([flag, USER])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| stdout(&o).trim().parse::<u32>().ok())
-    };
-    if id("-u").is_none() {
-        let status = Command::new("useradd")
-            .args(["--create-home", "--shell", "/bin/sh", USER])
-            .status()
-            .expect("useradd (package passwd)");
-        assert!(
-            status.success() || id("-u").is_some(),
-            "useradd {USER} failed"
-        );
-    }
-    (id("-u").expect("uid"), id("-g").expect("gid"))
-}
-
 /// A bundle the user owns, from `pinc spec --rootless` run as the user.
 fn user_bundle(home: &Path, name: &str, uid: u32, gid: u32, env: &[&str]) -> PathBuf {
     let bundle = home.join(name);
@@ -265,7 +242,7 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 #[test]
 fn srun_container_as_a_user_and_as_root_with_the_rootless_oci_conf() {
     require_root();
-    let (uid, gid) = ensure_user();
+    let (uid, gid) = pinc_tests::ensure_rootless_user();
     let home = tempfile::Builder::new()
         .prefix("pinc-slurm-user-")
         .tempdir()
