@@ -473,7 +473,7 @@ fn build(
     // Relative mount sources are relative to the bundle, as in runc.
     std::env::set_current_dir(bundle).map_err(Error::io("failed to enter the bundle", bundle))?;
     ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_executor(PincExecutor)
+        .with_executor(PincExecutor::default())
         .with_root_path(root.path())
         .map_err(Error::lib("invalid runtime root"))?
         .with_pid_file(opts.pid_file.as_ref())

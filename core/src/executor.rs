@@ -1,13 +1,37 @@
 //! The container process's executor: libcontainer's default, with runc's
-//! wording when the program is missing or not executable. Docker and Podman
-//! pick exit codes 127 and 126 by matching that text.
+//! wording when the program is missing or not executable (Docker and Podman
+//! pick exit codes 127 and 126 by matching that text), and, for exec'd
+//! processes, the container's seccomp filter that libcontainer drops
+//! (see `exec::confine`).
 
 use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::create_syscall;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 
+use crate::exec::confine::Confinement;
+
 #[derive(Clone, Default)]
-pub struct PincExecutor;
+pub struct PincExecutor {
+    /// Applied in the container process right before execve.
+    pub confinement: Option<Confinement>,
+}
+
+impl PincExecutor {
+    fn confine(c: &Confinement) -> Result<(), ExecutorError> {
+        let notify = libcontainer::seccomp::initialize_seccomp(&c.seccomp)
+            .map_err(|e| ExecutorError::Execution(Box::new(e)))?;
+        if let Some(fd) = notify {
+            // confine::plan refuses listener profiles; never keep the fd.
+            let _ = nix::unistd::close(fd);
+        }
+        if let Some(caps) = &c.final_caps {
+            libcontainer::capabilities::drop_privileges(caps, &*create_syscall())
+                .map_err(|e| ExecutorError::Execution(Box::new(e)))?;
+        }
+        Ok(())
+    }
+}
 
 /// runc's message for a failed `validate`, from libcontainer's.
 fn runc_wording(program: &str, message: &str) -> String {
@@ -26,6 +50,13 @@ fn runc_wording(program: &str, message: &str) -> String {
 
 impl Executor for PincExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(c) = &self.confinement {
+            if let Err(err) = Self::confine(c) {
+                // The caller sees only the exit status: say why on stderr.
+                eprintln!("pinc: failed to confine the exec'd process: {err:?}");
+                return Err(err);
+            }
+        }
         DefaultExecutor {}.exec(spec)
     }
 

@@ -220,9 +220,12 @@ pub struct Exec {
     /// Accepted for runc compatibility (SELinux is not supported)
     #[arg(long, hide = true)]
     pub process_label: Option<String>,
-    /// Accepted for runc compatibility
-    #[arg(long, hide = true)]
+    /// AppArmor profile for the new process
+    #[arg(long)]
     pub apparmor: Option<String>,
+    /// Run in this sub-cgroup of the container's (runc's --cgroup PATH)
+    #[arg(long)]
+    pub cgroup: Option<String>,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -19,6 +19,8 @@ pub fn run(args: &Exec, global: &Global) -> anyhow::Result<i32> {
         no_new_privs: args.no_new_privs,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        cgroup: args.cgroup.clone(),
+        apparmor: args.apparmor.clone(),
     };
     Ok(exec(&super::root(global), &opts)?)
 }
