@@ -57,7 +57,7 @@ impl Executor for PincExecutor {
                 return Err(err);
             }
         }
-        DefaultExecutor {}.exec(spec)
+        exec_program(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -75,6 +75,36 @@ impl Executor for PincExecutor {
             other => other,
         })
     }
+}
+
+/// execvp of the process's args. On failure the container's stderr gets one
+/// line naming the program and the reason (E2BIG for an environment too
+/// large, ETXTBSY, ...): the caller would otherwise see only exit status 255.
+fn exec_program(spec: &Spec) -> Result<(), ExecutorError> {
+    let args = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .filter(|a| !a.is_empty())
+        .ok_or(ExecutorError::InvalidArg)?;
+    let cargs = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ExecutorError::InvalidArg)?;
+    let Err(errno) = nix::unistd::execvp(&cargs[0], &cargs);
+    let reason = match errno {
+        nix::errno::Errno::E2BIG => {
+            let bytes: usize = std::env::vars_os()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .chain(args.iter().map(|a| a.len() + 1))
+                .sum();
+            format!("argument list too long (args and environment are {bytes} bytes)")
+        }
+        other => other.desc().to_ascii_lowercase(),
+    };
+    eprintln!("pinc: exec {:?}: {reason}", args[0]);
+    Err(ExecutorError::Execution(Box::new(errno)))
 }
 
 #[cfg(test)]
