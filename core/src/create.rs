@@ -198,6 +198,10 @@ fn create_locked(
         false
     };
 
+    if let Some(root_path) = spec.root().as_ref().map(|r| bundle.join(r.path())) {
+        crate::devlinks::clear(&spec, &root_path)?;
+    }
+
     // libcontainer reads <bundle>/config.json; stage the final spec when it
     // differs from the caller's file, and give the state the caller's bundle.
     let staged = if spec == loaded {

@@ -21,6 +21,8 @@ pub enum Error {
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
+    #[error(transparent)]
+    DevLinks(#[from] crate::devlinks::DevLinksError),
     #[error("container {id:?} does not exist")]
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]

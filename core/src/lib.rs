@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod create;
 pub mod devices;
+pub mod devlinks;
 pub mod error;
 pub mod events;
 pub mod exec;
