@@ -33,6 +33,16 @@ pub fn template(rootless: bool) -> Spec {
         Spec::default()
     };
     spec.set_hostname(Some("pinc".to_string()));
+    // No inheritable capabilities, as runc's template since 1.1.2
+    // (CVE-2022-29162): with them, a binary carrying file inheritable
+    // capabilities gains those capabilities in the container.
+    if let Some(mut process) = spec.process().clone() {
+        if let Some(mut caps) = process.capabilities().clone() {
+            caps.set_inheritable(None);
+            process.set_capabilities(Some(caps));
+        }
+        spec.set_process(Some(process));
+    }
     // Deny every device first, as runc's template does; libcontainer then
     // allows its default set (null, zero, tty, ...). An empty list would
     // leave the device cgroup open to every host device.
@@ -105,6 +115,10 @@ mod tests {
             .and_then(|r| r.devices().clone())
             .expect("device rules");
         assert!(!rules[0].allow(), "deny-all first, as runc's template");
+        assert!(
+            !text.contains("inheritable"),
+            "no inheritable capabilities, as runc's template: {text}"
+        );
         assert!(
             write(dir.path(), false).is_err(),
             "second write must refuse"

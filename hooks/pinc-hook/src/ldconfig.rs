@@ -12,6 +12,13 @@
 //! the container's pid namespace but with the host's /proc still mounted:
 //! the state's pid is then runc init's own pid in that namespace (1), and
 //! `/proc/1` is the host's init. Such a pid is never looked up.
+//!
+//! Nothing of the container's reaches ldconfig but the files it reads
+//! inside its chroot: it runs with an empty environment (an image's
+//! LD_PRELOAD, GCONV_PATH or LOCPATH must never reach a privileged
+//! process, CVE-2025-23266) from `/`, with no stdin. The runtime starts
+//! this hook with the hook's own env only, but runtimes differ (youki
+//! passes the container's env to startContainer hooks).
 
 use std::fs::File;
 use std::io::Read;
@@ -55,6 +62,7 @@ pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
         std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     }
     let mut cmd = Command::new(ldconfig);
+    isolate(&mut cmd);
     cmd.arg("-r").arg(&rootfs);
     if !etc.join("ld.so.conf").exists() && rootfs.join("dev/null").exists() {
         // No config in the image: only the given folders (and the trusted
@@ -89,6 +97,14 @@ pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a privileged child of the hook gets: no environment, `/` as cwd,
+/// no stdin.
+fn isolate(cmd: &mut Command) {
+    cmd.env_clear()
+        .current_dir("/")
+        .stdin(std::process::Stdio::null());
 }
 
 /// The rootfs from the bundle's config.json (`root.path`, relative to the bundle).
@@ -130,4 +146,33 @@ fn join_mount_namespace(pid: i64) -> anyhow::Result<()> {
 fn read_only(path: &Path) -> bool {
     nix::sys::statvfs::statvfs(path)
         .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn ldconfig_runs_with_no_environment_from_root() {
+        let dir = std::env::temp_dir().join(format!("pinc-hook-isolate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let probe = dir.join("probe");
+        std::fs::write(&probe, "#!/bin/sh\n/usr/bin/env; pwd; cat\n").expect("probe");
+        std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut cmd = Command::new(&probe);
+        cmd.current_dir(&dir)
+            .env("LD_PRELOAD", "/evil.so")
+            .env("GCONV_PATH", "/evil");
+        isolate(&mut cmd);
+        let out = cmd.output().expect("run probe");
+        std::fs::remove_dir_all(&dir).expect("rm");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("LD_PRELOAD") && !text.contains("GCONV_PATH"),
+            "environment leaked into the child: {text}"
+        );
+        assert_eq!(text.lines().last(), Some("/"), "cwd: {text}");
+    }
 }

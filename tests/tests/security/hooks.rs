@@ -1,0 +1,91 @@
+//! CVE-2025-23266 class: a runtime hook that inherits the container's
+//! environment runs the image's LD_PRELOAD with the runtime's privileges
+//! (NVIDIA's createContainer hook loaded a library from the rootfs). pinc's
+//! own ld-cache hook (`pinc-hook ldconfig`, added by the devices stage for
+//! GPU driver libraries) must run with a clean environment and never load
+//! anything from the rootfs: here the container's environment preloads a
+//! library from the rootfs, by absolute path, relative to the cwd and by
+//! name through LD_LIBRARY_PATH, that leaves a marker on the host if any
+//! process loads it. The ld cache is refreshed (the hook did run) and the
+//! marker is absent.
+
+use std::fs;
+use std::process::Command;
+
+use pinc_tests::devroot;
+use pinc_tests::{output_via_files, require_root, stderr, stdout, unique_id, Pinc};
+
+const NVML_GPUS: &str = "GPU-aaaa|00000000:06:00.0|1|Tesla V100-SXM2-16GB";
+
+#[test]
+fn ld_cache_hook_ignores_the_images_ld_preload() {
+    require_root();
+    let node = devroot::new_root("pinc-evilnode-");
+    devroot::gpu(node.path(), "0000:06:00.0", 1, "GPU-aaaa");
+    devroot::node(node.path(), "/dev/nvidiactl", 195, 255, 0o666);
+    devroot::driver(node.path(), NVML_GPUS);
+
+    let marks = tempfile::tempdir().expect("marker dir");
+    let marker = marks.path().join("loaded");
+    let bundle = super::writable_bundle(&[
+        "sh",
+        "-c",
+        "grep -q libcuda.so.1 /etc/ld.so.cache && echo cache refreshed",
+    ]);
+    let rootfs = super::rootfs(&bundle);
+    let src = marks.path().join("evil.c");
+    fs::write(
+        &src,
+        format!(
+            "#include <fcntl.h>\n#include <unistd.h>\n\
+             __attribute__((constructor)) static void evil(void) {{\n\
+               int fd = open(\"{}\", O_WRONLY | O_CREAT | O_APPEND, 0644);\n\
+               char comm[64] = {{0}}; int c = open(\"/proc/self/comm\", O_RDONLY);\n\
+               if (c >= 0) {{ read(c, comm, sizeof comm - 1); close(c); }}\n\
+               if (fd >= 0) {{ write(fd, comm, sizeof comm - 1); close(fd); }}\n\
+             }}\n",
+            marker.display()
+        ),
+    )
+    .expect("evil.c");
+    let so = rootfs.join("evil.so");
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .output()
+        .expect("cc");
+    assert!(out.status.success(), "cc: {}", stderr(&out));
+    // The library does what it says when a process does preload it.
+    let probe = Command::new("/bin/true")
+        .env("LD_PRELOAD", &so)
+        .status()
+        .expect("run /bin/true");
+    assert!(probe.success());
+    assert!(marker.exists(), "the marker library does not work");
+    fs::remove_file(&marker).expect("rm marker");
+
+    let rootfs_str = rootfs.to_str().expect("utf8");
+    bundle.add_env("PINC_GPUS=0");
+    bundle.add_env(&format!(
+        "LD_PRELOAD={rootfs_str}/evil.so ./evil.so evil.so"
+    ));
+    bundle.add_env(&format!("LD_LIBRARY_PATH={rootfs_str}:."));
+    bundle.add_env(&format!("LD_AUDIT={rootfs_str}/evil.so"));
+
+    let pinc = Pinc::new();
+    let id = unique_id("evil");
+    let mut cmd = pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    cmd.env("PINC_DEVICE_ROOT", node.path());
+    let out = output_via_files(cmd);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cache refreshed\n", "{}", stderr(&out));
+    assert!(
+        !marker.exists(),
+        "a process loaded the image's LD_PRELOAD library: {}",
+        fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .replace('\0', "")
+    );
+}
