@@ -203,6 +203,8 @@ fn create_locked(
     let staged = if spec == loaded {
         None
     } else {
+        // Hooks run during create would otherwise see the staging dir.
+        crate::hook_relay::wrap(&mut spec, bundle)?;
         Some(stage_spec(root, &opts.id, &spec)?)
     };
     let result = build(root, opts, staged.as_deref().unwrap_or(bundle), bundle);

@@ -19,6 +19,8 @@ pub enum Error {
     Rootless(#[from] rootless::RootlessError),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    HookRelay(#[from] crate::hook_relay::RelayError),
     #[error("container {id:?} does not exist")]
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]

@@ -13,6 +13,7 @@ pub mod events;
 pub mod exec;
 pub mod executor;
 pub mod features;
+pub mod hook_relay;
 pub mod hpc_preset;
 pub mod id;
 pub mod ledger;
