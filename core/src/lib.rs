@@ -16,6 +16,7 @@ pub mod features;
 pub mod hook_relay;
 pub mod hpc_preset;
 pub mod id;
+pub mod late_hooks;
 pub mod ledger;
 pub mod list;
 pub mod lock;

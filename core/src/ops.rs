@@ -6,6 +6,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::late_hooks::{self, Kind};
 use crate::lock::IdLock;
 use crate::sidecar::Sidecar;
 use crate::{id, signal, RuntimeRoot};
@@ -100,9 +101,16 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
     if !container.can_start() {
         return Err(wrong_state(&container, "start", ""));
     }
-    container
-        .start()
-        .map_err(Error::lib(format!("failed to start container {id:?}")))
+    // poststart hooks run after the start, and a failure is a warning (see
+    // late_hooks). runc 1.1.5 runs them during `create` instead and fails
+    // the create; pinc follows the runtime-spec.
+    let poststart = late_hooks::take(&container.root, Kind::Poststart)?;
+    if let Err(e) = container.start() {
+        poststart.restore(&container.root);
+        return Err(Error::lib(format!("failed to start container {id:?}"))(e));
+    }
+    poststart.run(&container.state, Some(&container.root));
+    Ok(())
 }
 
 /// Signals a sandboxed container (no cgroup to enumerate): its init, or every
@@ -221,16 +229,17 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             " (stop it first or use --force)",
         ));
     }
-    if force
-        && Sidecar::load(&container.root).sandbox
-        && container.status() != ContainerStatus::Stopped
-    {
+    let sidecar = Sidecar::load(&container.root);
+    if force && sidecar.sandbox && container.status() != ContainerStatus::Stopped {
         stop_sandboxed(&mut container)?;
     }
-    let sidecar = Sidecar::load(&container.root);
-    container
-        .delete(force)
-        .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    // A failing poststop hook is a warning; the delete goes on (late_hooks).
+    let poststop = late_hooks::take(&container.root, Kind::Poststop)?;
+    if let Err(e) = container.delete(force) {
+        poststop.restore(&container.root);
+        return Err(Error::lib(format!("failed to delete container {id:?}"))(e));
+    }
+    poststop.run(&container.state, None);
     // pinc's own cgroups, unknown to libcontainer. A failure to remove one
     // is reported after the ledger and lock are released: the container is gone.
     let mut leftover = Ok(());

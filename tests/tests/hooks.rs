@@ -1,5 +1,5 @@
 //! OCI hooks through the pinc CLI, with real containers: the state each hook
-//! reads on stdin.
+//! reads on stdin, and what a failing poststart or poststop hook does.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -180,4 +180,71 @@ fn a_failing_create_hook_still_fails_create_through_the_relay() {
     );
     assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
     assert!(cgroup_dirs_named(&id).is_empty());
+}
+
+#[test]
+fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
+    require_root();
+    let out = tempfile::tempdir().expect("out dir");
+    let script = out.path().join("record.sh");
+    write_script(&script);
+    let (s, o) = (
+        script.to_str().expect("utf8"),
+        out.path().to_str().expect("utf8"),
+    );
+    let bundle = Bundle::new(&["sleep", "60"]);
+    bundle.edit(|c| {
+        c["hooks"] = json!({
+            "poststart": [hook(s, "poststart-fails", o, 3), hook(s, "poststart", o, 0)],
+            "poststop": [hook(s, "poststop-fails", o, 4), hook(s, "poststop", o, 0)],
+        });
+    });
+    let b = bundle.path().to_str().expect("utf8");
+    let pinc = Pinc::new();
+
+    // start succeeds; the failure is one warning; the next hook runs.
+    let id = unique_id("poststart");
+    pinc.ok(&["create", "--bundle", b, &id]);
+    let started = pinc.output(&["start", &id]);
+    let err = stderr(&started);
+    assert!(started.status.success(), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one warning: {err}");
+    assert!(
+        err.contains("warning") && err.contains("poststart"),
+        "{err}"
+    );
+    assert_eq!(pinc.state(&id)["status"], "running");
+    assert_eq!(recorded(out.path(), "poststart").0["status"], "running");
+
+    // delete succeeds and removes everything; both poststop hooks ran.
+    pinc.ok(&["kill", &id, "KILL"]);
+    wait_for_status(&pinc, &id, "stopped");
+    let deleted = pinc.output(&["delete", &id]);
+    let err = stderr(&deleted);
+    assert!(deleted.status.success(), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one warning: {err}");
+    assert!(err.contains("warning") && err.contains("poststop"), "{err}");
+    assert_eq!(recorded(out.path(), "poststop").0["id"], id.as_str());
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
+        cgroup_dirs_named(&id)
+    );
+
+    // The same through --force on a running container.
+    fs::remove_file(out.path().join("poststop.json")).expect("reset");
+    let id = unique_id("poststop-force");
+    pinc.ok(&["run", "--detach", "--bundle", b, &id]);
+    wait_for_status(&pinc, &id, "running");
+    let deleted = pinc.output(&["delete", "--force", &id]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(recorded(out.path(), "poststop").0["id"], id.as_str());
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(pinc.private_leftovers().is_empty());
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
+        cgroup_dirs_named(&id)
+    );
 }

@@ -130,8 +130,12 @@ fn create_start_state_kill_delete() {
         "start twice names the state: {err}"
     );
 
+    // runc: "cannot delete container X that is not stopped: running".
     let err = pinc.fails(&["delete", &id]);
-    assert!(err.contains("running") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("that is not stopped: running") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
 
     pinc.ok(&["kill", &id, "KILL"]);
@@ -152,6 +156,41 @@ fn create_start_state_kill_delete() {
     assert!(
         cgroup_dirs_named(&id).is_empty(),
         "cgroups removed: {:?}",
+        cgroup_dirs_named(&id)
+    );
+}
+
+#[test]
+fn delete_kills_a_created_container_like_runc() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("created");
+    pinc.ok(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    let pid = pinc.state(&id)["pid"].as_i64().expect("pid") as i32;
+    // Never started: no --force needed (runc 1.1.5 and youki agree).
+    let out = pinc.output(&["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "init killed: {stat}"
+    );
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        pinc.private_leftovers().is_empty(),
+        "{:?}",
+        pinc.private_leftovers()
+    );
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
         cgroup_dirs_named(&id)
     );
 }
