@@ -32,6 +32,9 @@ pub enum Error {
         status: String,
         hint: &'static str,
     },
+    /// runc's wording for `delete` of a live container without --force.
+    #[error("cannot delete container {id:?} that is not stopped: {status} (stop it first or use --force)")]
+    NotStopped { id: String, status: String },
     #[error("invalid signal {0:?}")]
     Signal(String),
     #[error("{what}")]

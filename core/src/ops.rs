@@ -222,15 +222,17 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         };
     }
     let mut container = load(root, id)?;
-    if !force && !container.can_delete() {
-        return Err(wrong_state(
-            &container,
-            "delete",
-            " (stop it first or use --force)",
-        ));
+    let status = container.status();
+    // As runc: a created container (its process never ran) is killed and
+    // deleted without --force; a live one needs --force.
+    if !force && !matches!(status, ContainerStatus::Stopped | ContainerStatus::Created) {
+        return Err(Error::NotStopped {
+            id: id.to_string(),
+            status: status_name(status).to_string(),
+        });
     }
     let sidecar = Sidecar::load(&container.root);
-    if force && sidecar.sandbox && container.status() != ContainerStatus::Stopped {
+    if sidecar.sandbox && status != ContainerStatus::Stopped {
         stop_sandboxed(&mut container)?;
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
