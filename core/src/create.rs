@@ -254,6 +254,10 @@ fn create_locked(
         }
         None => None,
     };
+    // libcontainer never passes disableOOMKiller on to libcgroups.
+    if !sandbox && oom_killer_disabled(&spec) {
+        pinc_cgroup::oom::disable_v1(Path::new("/"), init_pid)?;
+    }
     let sidecar = Sidecar {
         sandbox,
         final_spec: staged.is_some(),
@@ -278,6 +282,15 @@ fn create_locked(
         init_pid,
         sidecar,
     })
+}
+
+fn oom_killer_disabled(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        .unwrap_or(false)
 }
 
 /// What pinc must do itself for hugepage limits.

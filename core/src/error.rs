@@ -65,6 +65,8 @@ pub enum Error {
     #[error(transparent)]
     Affinity(#[from] pinc_cgroup::AffinityError),
     #[error(transparent)]
+    Oom(#[from] pinc_cgroup::oom::OomError),
+    #[error(transparent)]
     Cgroup(#[from] Box<libcgroups::common::AnyManagerError>),
     #[error("{what}")]
     CgroupSetup {

@@ -195,6 +195,48 @@ fn delete_kills_a_created_container_like_runc() {
     );
 }
 
+/// `memory.oom_control` of the container's own v1 memory cgroup, read inside it.
+fn oom_control_inside(disable: Option<bool>) -> String {
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)/memory.oom_control",
+    ]);
+    bundle.edit(|c| {
+        let mut memory = serde_json::json!({"limit": 268435456});
+        if let Some(d) = disable {
+            memory["disableOOMKiller"] = serde_json::json!(d);
+        }
+        c["linux"]["resources"]["memory"] = memory;
+    });
+    let id = unique_id("oom");
+    let out = pinc.output(&[
+        "run",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    stdout(&out)
+}
+
+#[test]
+fn disable_oom_killer_reaches_the_v1_memory_cgroup() {
+    require_root();
+    assert!(
+        std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists(),
+        "this test needs a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory"
+    );
+    let on = oom_control_inside(Some(true));
+    assert!(on.contains("oom_kill_disable 1"), "{on}");
+    for off in [Some(false), None] {
+        let got = oom_control_inside(off);
+        assert!(got.contains("oom_kill_disable 0"), "{off:?}: {got}");
+    }
+}
+
 #[test]
 fn kill_by_number_default_and_all() {
     require_root();
