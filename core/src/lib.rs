@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod list;
 pub mod lock;
 pub mod ops;
+pub mod orphans;
 pub mod pipeline;
 pub mod placement;
 pub mod ps;

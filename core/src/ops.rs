@@ -159,7 +159,7 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     if !root.path().is_dir() {
         return Err(Error::NotFound { id: id.to_string() });
     }
-    let _lock = IdLock::acquire(root, id)?;
+    let (_lock, _) = lock_for_teardown(root, id)?;
     let mut container = load(root, id)?;
     let sandboxed = Sidecar::load(&container.root).sandbox;
     let stopped = container.status() == ContainerStatus::Stopped;
@@ -192,6 +192,16 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
         .map_err(Error::lib(format!("failed to signal container {id:?}")))
 }
 
+/// The id's lock for kill and delete, first freed from the processes of a
+/// create that died half-way (see orphans); also says whether there were any.
+fn lock_for_teardown(root: &RuntimeRoot, id: &str) -> Result<(IdLock, bool)> {
+    if let Some(lock) = IdLock::try_acquire(root, id)? {
+        return Ok((lock, false));
+    }
+    let killed = crate::orphans::kill_holders(&root.private_dir("locks")?.join(id));
+    Ok((IdLock::acquire(root, id)?, killed))
+}
+
 /// Deletes a container. `--force` kills a live one first, and succeeds
 /// quietly when the container is already gone (Slurm cleans up that way).
 pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
@@ -204,8 +214,13 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             Err(Error::NotFound { id: id.to_string() })
         };
     }
-    let lock = IdLock::acquire(root, id)?;
+    let (lock, orphaned) = lock_for_teardown(root, id)?;
     let dir = root.container_dir(id);
+    // A create killed before it finished leaves its staged spec.
+    let staging = root.path().join(".pinc/staging").join(id);
+    if staging.is_dir() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
     if !dir.join("state.json").exists() {
         if dir.exists() {
             // A create that died half-way: nothing alive to protect.
@@ -234,6 +249,9 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     let sidecar = Sidecar::load(&container.root);
     if sidecar.sandbox && status != ContainerStatus::Stopped {
         stop_sandboxed(&mut container)?;
+    } else if orphaned && !sidecar.sandbox {
+        // What the dead create left in the cgroup (a hook it ran).
+        let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
     let poststop = late_hooks::take(&container.root, Kind::Poststop)?;

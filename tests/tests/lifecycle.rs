@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use pinc_tests::daemons::{run_with_timeout, wait_until, CMD_TIMEOUT};
 use pinc_tests::{cgroup_dirs_named, require_root, stderr, stdout, unique_id, Bundle, Pinc};
 
 fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
@@ -235,6 +236,59 @@ fn disable_oom_killer_reaches_the_v1_memory_cgroup() {
         let got = oom_control_inside(off);
         assert!(got.contains("oom_kill_disable 0"), "{off:?}: {got}");
     }
+}
+
+#[test]
+fn kill_and_delete_of_a_container_whose_create_died_do_not_hang() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let mark = bundle.path().join("hook.pid");
+    // The container's init waits for this hook, which outlives the create.
+    let script = format!("echo ran > {}; exec /bin/sleep 600", mark.display());
+    bundle.edit(|c| {
+        c["hooks"] = serde_json::json!({"createContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", script]}
+        ]});
+    });
+    let id = unique_id("orphan");
+    let mut create = pinc
+        .cmd(&[
+            "create",
+            "--bundle",
+            bundle.path().to_str().expect("utf8"),
+            &id,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn create");
+    assert!(
+        wait_until(CMD_TIMEOUT, || fs::read_to_string(&mark)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the hook never ran"
+    );
+    create.kill().expect("kill create");
+    create.wait().expect("reap create");
+
+    // The init, forked before the kill, still holds the id's lock.
+    let out = run_with_timeout(&mut pinc.cmd(&["kill", &id, "KILL"]), CMD_TIMEOUT);
+    assert!(stderr(&out).contains("left behind"), "{}", stderr(&out));
+    let out = run_with_timeout(&mut pinc.cmd(&["delete", "--force", &id]), CMD_TIMEOUT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        pinc.private_leftovers().is_empty(),
+        "{:?}",
+        pinc.private_leftovers()
+    );
+    // Removed, so empty: the init and the hook are gone.
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
+        cgroup_dirs_named(&id)
+    );
 }
 
 #[test]
