@@ -72,9 +72,19 @@ pub fn parse_memberships(text: &str) -> Vec<Membership> {
 impl CallerCgroups {
     /// Reads `<root>/proc/self/{mountinfo,cgroup}`.
     pub fn read(root: &Path) -> Result<Self, CallerError> {
+        Self::read_of(root, "self")
+    }
+
+    /// Another process's cgroups (`<root>/proc/<pid>/cgroup`), resolved
+    /// against our own mounts.
+    pub fn read_pid(root: &Path, pid: i32) -> Result<Self, CallerError> {
+        Self::read_of(root, &pid.to_string())
+    }
+
+    fn read_of(root: &Path, pid: &str) -> Result<Self, CallerError> {
         let proc_self = root.join("proc/self");
         let mounts = cgroup_mounts(&read(&proc_self.join("mountinfo"))?);
-        let memberships = parse_memberships(&read(&proc_self.join("cgroup"))?);
+        let memberships = parse_memberships(&read(&root.join("proc").join(pid).join("cgroup"))?);
         Ok(Self {
             root: root.to_path_buf(),
             mounts,

@@ -12,6 +12,7 @@ pub mod cpulist;
 pub mod delegation;
 pub mod hugetlb;
 pub mod mode;
+pub mod oom;
 pub mod prewarm;
 pub mod rdma;
 

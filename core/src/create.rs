@@ -207,6 +207,8 @@ fn create_locked(
     let staged = if spec == loaded {
         None
     } else {
+        // Hooks run during create would otherwise see the staging dir.
+        crate::hook_relay::wrap(&mut spec, bundle)?;
         Some(stage_spec(root, &opts.id, &spec)?)
     };
     let result = build(root, opts, staged.as_deref().unwrap_or(bundle), bundle);
@@ -256,6 +258,10 @@ fn create_locked(
         }
         None => None,
     };
+    // libcontainer never passes disableOOMKiller on to libcgroups.
+    if !sandbox && oom_killer_disabled(&spec) {
+        pinc_cgroup::oom::disable_v1(Path::new("/"), init_pid)?;
+    }
     let sidecar = Sidecar {
         sandbox,
         final_spec: staged.is_some(),
@@ -280,6 +286,15 @@ fn create_locked(
         init_pid,
         sidecar,
     })
+}
+
+fn oom_killer_disabled(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        .unwrap_or(false)
 }
 
 /// What pinc must do itself for hugepage limits.

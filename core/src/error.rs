@@ -23,6 +23,8 @@ pub enum Error {
     Exec(#[from] crate::exec::ExecError),
     #[error(transparent)]
     DevLinks(#[from] crate::devlinks::DevLinksError),
+    #[error(transparent)]
+    HookRelay(#[from] crate::hook_relay::RelayError),
     #[error("container {id:?} does not exist")]
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]
@@ -34,6 +36,9 @@ pub enum Error {
         status: String,
         hint: &'static str,
     },
+    /// runc's wording for `delete` of a live container without --force.
+    #[error("cannot delete container {id:?} that is not stopped: {status} (stop it first or use --force)")]
+    NotStopped { id: String, status: String },
     #[error("invalid signal {0:?}")]
     Signal(String),
     #[error("{what}")]
@@ -63,6 +68,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Affinity(#[from] pinc_cgroup::AffinityError),
+    #[error(transparent)]
+    Oom(#[from] pinc_cgroup::oom::OomError),
     #[error(transparent)]
     Cgroup(#[from] Box<libcgroups::common::AnyManagerError>),
     #[error("{what}")]

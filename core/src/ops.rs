@@ -6,6 +6,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::late_hooks::{self, Kind};
 use crate::lock::IdLock;
 use crate::sidecar::Sidecar;
 use crate::{id, signal, RuntimeRoot};
@@ -100,9 +101,16 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
     if !container.can_start() {
         return Err(wrong_state(&container, "start", ""));
     }
-    container
-        .start()
-        .map_err(Error::lib(format!("failed to start container {id:?}")))
+    // poststart hooks run after the start, and a failure is a warning (see
+    // late_hooks). runc 1.1.5 runs them during `create` instead and fails
+    // the create; pinc follows the runtime-spec.
+    let poststart = late_hooks::take(&container.root, Kind::Poststart)?;
+    if let Err(e) = container.start() {
+        poststart.restore(&container.root);
+        return Err(Error::lib(format!("failed to start container {id:?}"))(e));
+    }
+    poststart.run(&container.state, Some(&container.root));
+    Ok(())
 }
 
 /// Signals a sandboxed container (no cgroup to enumerate): its init, or every
@@ -151,7 +159,7 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     if !root.path().is_dir() {
         return Err(Error::NotFound { id: id.to_string() });
     }
-    let _lock = IdLock::acquire(root, id)?;
+    let (_lock, _) = lock_for_teardown(root, id)?;
     let mut container = load(root, id)?;
     let sandboxed = Sidecar::load(&container.root).sandbox;
     let stopped = container.status() == ContainerStatus::Stopped;
@@ -184,6 +192,16 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
         .map_err(Error::lib(format!("failed to signal container {id:?}")))
 }
 
+/// The id's lock for kill and delete, first freed from the processes of a
+/// create that died half-way (see orphans); also says whether there were any.
+fn lock_for_teardown(root: &RuntimeRoot, id: &str) -> Result<(IdLock, bool)> {
+    if let Some(lock) = IdLock::try_acquire(root, id)? {
+        return Ok((lock, false));
+    }
+    let killed = crate::orphans::kill_holders(&root.private_dir("locks")?.join(id));
+    Ok((IdLock::acquire(root, id)?, killed))
+}
+
 /// Deletes a container. `--force` kills a live one first, and succeeds
 /// quietly when the container is already gone (Slurm cleans up that way).
 pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
@@ -196,8 +214,13 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             Err(Error::NotFound { id: id.to_string() })
         };
     }
-    let lock = IdLock::acquire(root, id)?;
+    let (lock, orphaned) = lock_for_teardown(root, id)?;
     let dir = root.container_dir(id);
+    // A create killed before it finished leaves its staged spec.
+    let staging = root.path().join(".pinc/staging").join(id);
+    if staging.is_dir() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
     if !dir.join("state.json").exists() {
         if dir.exists() {
             // A create that died half-way: nothing alive to protect.
@@ -214,23 +237,29 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         };
     }
     let mut container = load(root, id)?;
-    if !force && !container.can_delete() {
-        return Err(wrong_state(
-            &container,
-            "delete",
-            " (stop it first or use --force)",
-        ));
-    }
-    if force
-        && Sidecar::load(&container.root).sandbox
-        && container.status() != ContainerStatus::Stopped
-    {
-        stop_sandboxed(&mut container)?;
+    let status = container.status();
+    // As runc: a created container (its process never ran) is killed and
+    // deleted without --force; a live one needs --force.
+    if !force && !matches!(status, ContainerStatus::Stopped | ContainerStatus::Created) {
+        return Err(Error::NotStopped {
+            id: id.to_string(),
+            status: status_name(status).to_string(),
+        });
     }
     let sidecar = Sidecar::load(&container.root);
-    container
-        .delete(force)
-        .map_err(Error::lib(format!("failed to delete container {id:?}")))?;
+    if sidecar.sandbox && status != ContainerStatus::Stopped {
+        stop_sandboxed(&mut container)?;
+    } else if orphaned && !sidecar.sandbox {
+        // What the dead create left in the cgroup (a hook it ran).
+        let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+    }
+    // A failing poststop hook is a warning; the delete goes on (late_hooks).
+    let poststop = late_hooks::take(&container.root, Kind::Poststop)?;
+    if let Err(e) = container.delete(force) {
+        poststop.restore(&container.root);
+        return Err(Error::lib(format!("failed to delete container {id:?}"))(e));
+    }
+    poststop.run(&container.state, None);
     // pinc's own cgroups, unknown to libcontainer. A failure to remove one
     // is reported after the ledger and lock are released: the container is gone.
     let mut leftover = Ok(());

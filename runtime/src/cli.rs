@@ -93,6 +93,19 @@ pub enum Command {
     Topology(TopologyCmd),
     /// Dry-run a placement request (KEY=VALUE, as the pinc.io/ annotations)
     Plan(PlanCmd),
+    /// Runs a hook with the caller's bundle in its state (pinc's own use)
+    #[command(name = "hook-relay", hide = true)]
+    HookRelay(HookRelay),
+}
+
+#[derive(Args, Debug)]
+pub struct HookRelay {
+    /// The bundle to name in the state
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// PATH ARG0 ARGS... of the hook
+    #[arg(last = true, required = true)]
+    pub hook: Vec<std::ffi::OsString>,
 }
 
 #[derive(Args, Debug)]

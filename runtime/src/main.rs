@@ -30,6 +30,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Features => commands::simple::features(),
         Command::Topology(a) => commands::placement::topology(a, g),
         Command::Plan(a) => commands::placement::plan(a, g),
+        Command::HookRelay(a) => commands::hook_relay::run(a),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use pinc_tests::daemons::{run_with_timeout, wait_until, CMD_TIMEOUT};
 use pinc_tests::{cgroup_dirs_named, require_root, stderr, stdout, unique_id, Bundle, Pinc};
 
 fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
@@ -130,8 +131,12 @@ fn create_start_state_kill_delete() {
         "start twice names the state: {err}"
     );
 
+    // runc: "cannot delete container X that is not stopped: running".
     let err = pinc.fails(&["delete", &id]);
-    assert!(err.contains("running") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("that is not stopped: running") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
 
     pinc.ok(&["kill", &id, "KILL"]);
@@ -152,6 +157,136 @@ fn create_start_state_kill_delete() {
     assert!(
         cgroup_dirs_named(&id).is_empty(),
         "cgroups removed: {:?}",
+        cgroup_dirs_named(&id)
+    );
+}
+
+#[test]
+fn delete_kills_a_created_container_like_runc() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("created");
+    pinc.ok(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    let pid = pinc.state(&id)["pid"].as_i64().expect("pid") as i32;
+    // Never started: no --force needed (runc 1.1.5 and youki agree).
+    let out = pinc.output(&["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "init killed: {stat}"
+    );
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        pinc.private_leftovers().is_empty(),
+        "{:?}",
+        pinc.private_leftovers()
+    );
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
+        cgroup_dirs_named(&id)
+    );
+}
+
+/// `memory.oom_control` of the container's own v1 memory cgroup, read inside it.
+fn oom_control_inside(disable: Option<bool>) -> String {
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)/memory.oom_control",
+    ]);
+    bundle.edit(|c| {
+        let mut memory = serde_json::json!({"limit": 268435456});
+        if let Some(d) = disable {
+            memory["disableOOMKiller"] = serde_json::json!(d);
+        }
+        c["linux"]["resources"]["memory"] = memory;
+    });
+    let id = unique_id("oom");
+    let out = pinc.output(&[
+        "run",
+        "--bundle",
+        bundle.path().to_str().expect("utf8"),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    stdout(&out)
+}
+
+#[test]
+fn disable_oom_killer_reaches_the_v1_memory_cgroup() {
+    require_root();
+    assert!(
+        std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists(),
+        "this test needs a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory"
+    );
+    let on = oom_control_inside(Some(true));
+    assert!(on.contains("oom_kill_disable 1"), "{on}");
+    for off in [Some(false), None] {
+        let got = oom_control_inside(off);
+        assert!(got.contains("oom_kill_disable 0"), "{off:?}: {got}");
+    }
+}
+
+#[test]
+fn kill_and_delete_of_a_container_whose_create_died_do_not_hang() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let mark = bundle.path().join("hook.pid");
+    // The container's init waits for this hook, which outlives the create.
+    let script = format!("echo ran > {}; exec /bin/sleep 600", mark.display());
+    bundle.edit(|c| {
+        c["hooks"] = serde_json::json!({"createContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", script]}
+        ]});
+    });
+    let id = unique_id("orphan");
+    let mut create = pinc
+        .cmd(&[
+            "create",
+            "--bundle",
+            bundle.path().to_str().expect("utf8"),
+            &id,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn create");
+    assert!(
+        wait_until(CMD_TIMEOUT, || fs::read_to_string(&mark)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the hook never ran"
+    );
+    create.kill().expect("kill create");
+    create.wait().expect("reap create");
+
+    // The init, forked before the kill, still holds the id's lock.
+    let out = run_with_timeout(&mut pinc.cmd(&["kill", &id, "KILL"]), CMD_TIMEOUT);
+    assert!(stderr(&out).contains("left behind"), "{}", stderr(&out));
+    let out = run_with_timeout(&mut pinc.cmd(&["delete", "--force", &id]), CMD_TIMEOUT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
+    assert!(
+        pinc.private_leftovers().is_empty(),
+        "{:?}",
+        pinc.private_leftovers()
+    );
+    // Removed, so empty: the init and the hook are gone.
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "{:?}",
         cgroup_dirs_named(&id)
     );
 }

@@ -4,6 +4,7 @@ pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
+pub mod hook_relay;
 pub mod kill;
 pub mod list;
 pub mod placement;
