@@ -107,6 +107,7 @@ fn spec_cpus(spec: &Spec) -> Option<String> {
 pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> Result<Created> {
     id::validate(&opts.id)?;
     let Bundle { path: bundle, spec } = bundle::load(&opts.bundle)?;
+    crate::validate::spec(&spec, &bundle)?;
     let mode = rootless::decide(opts.rootless);
     // Refuse limits this host cannot enforce before anything exists: the
     // lock, the pipeline's ledger entry, the state dir. (The plan is made

@@ -30,6 +30,7 @@ pub mod signal;
 pub mod spec_template;
 pub mod subid;
 pub mod update;
+pub mod validate;
 
 pub use error::Error;
 pub use root::RuntimeRoot;
