@@ -163,6 +163,8 @@ fn create_locked(
         rootless: mode != Mode::Root,
     };
     let mut spec = pipeline.run(spec, &ctx)?;
+    crate::normalize::spec(&mut spec);
+    crate::normalize::create_cwd(&spec)?;
     let stages_changed = spec != loaded;
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
 

@@ -18,6 +18,7 @@ pub mod id;
 pub mod ledger;
 pub mod list;
 pub mod lock;
+pub mod normalize;
 pub mod ops;
 pub mod pipeline;
 pub mod placement;
