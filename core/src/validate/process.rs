@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use libcontainer::oci_spec::runtime::Process;
+use libcontainer::oci_spec::runtime::{PosixRlimitType, Process};
 
 use super::{at, SpecError};
 
@@ -19,8 +19,20 @@ fn page_size() -> usize {
 }
 
 /// What execve accepts for argv + envp together (strings, their NULs and
-/// the pointer arrays): sysconf(ARG_MAX), a quarter of the stack limit.
-fn arg_max() -> Option<usize> {
+/// the pointer arrays): sysconf(ARG_MAX), a quarter of the stack limit the
+/// container inherits from pinc, or the kernel's rule for the spec's own
+/// RLIMIT_STACK (a quarter, at most 6 MiB, at least MAX_ARG_STRLEN).
+fn arg_max(p: &Process) -> Option<usize> {
+    let stack = p
+        .rlimits()
+        .iter()
+        .flatten()
+        .rfind(|r| r.typ() == PosixRlimitType::RlimitStack)
+        .map(|r| r.soft());
+    if let Some(stack) = stack {
+        let quarter = usize::try_from(stack / 4).unwrap_or(usize::MAX);
+        return Some(quarter.min(6 << 20).max(max_arg_strlen()));
+    }
     // SAFETY: sysconf only reads a limit of the calling process.
     let n = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
     usize::try_from(n).ok().filter(|n| *n > 0)
@@ -59,7 +71,7 @@ pub(super) fn check(p: &Process, host: &Path) -> Result<(), SpecError> {
             });
         }
     }
-    exec_size(args, env, max_arg_strlen(), arg_max())?;
+    exec_size(args, env, max_arg_strlen(), arg_max(p))?;
     for (i, r) in p.rlimits().iter().flatten().enumerate() {
         if r.soft() > r.hard() {
             return Err(SpecError::Rlimit {
@@ -119,13 +131,9 @@ fn exec_size(
     let Some(max) = arg_max else {
         return Ok(());
     };
+    // As the kernel counts: each string with its NUL, and one pointer each.
     let pointer = std::mem::size_of::<usize>();
-    let total: usize = args
-        .iter()
-        .chain(env)
-        .map(|s| s.len() + 1 + pointer)
-        .sum::<usize>()
-        + 2 * pointer;
+    let total: usize = args.iter().chain(env).map(|s| s.len() + 1 + pointer).sum();
     if total > max {
         return Err(SpecError::ArgsTooLarge { total, max });
     }
@@ -206,6 +214,18 @@ mod tests {
             "{e}"
         );
         exec_size(&args, &many, 64, Some(10_000)).expect("fits");
+    }
+
+    #[test]
+    fn the_specs_stack_limit_sets_the_execve_limit() {
+        let with_stack = |soft: u64| {
+            let s = spec(json!({"process": {"rlimits": [
+                {"type": "RLIMIT_STACK", "soft": soft, "hard": soft}]}}));
+            arg_max(s.process().as_ref().expect("process"))
+        };
+        assert_eq!(with_stack(8 << 20), Some(2 << 20));
+        assert_eq!(with_stack(u64::MAX), Some(6 << 20));
+        assert_eq!(with_stack(0), Some(max_arg_strlen()));
     }
 
     #[test]
