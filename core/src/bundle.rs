@@ -28,6 +28,14 @@ pub enum BundleError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: {field}: {source}")]
+    Field {
+        path: PathBuf,
+        /// The JSON path of the bad value, e.g. `process.rlimits[0].type`.
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{path}: unsupported ociVersion {version:?} (pinc runs runtime-spec 1.x)")]
     Version { path: PathBuf, version: String },
     #[error("{path}: the spec has no \"root\"")]
@@ -50,9 +58,25 @@ pub struct Bundle {
 
 /// Parses and checks a spec file (no rootfs checks).
 pub fn parse(config: &Path, bytes: &[u8]) -> Result<Spec, BundleError> {
-    let spec: Spec = serde_json::from_slice(bytes).map_err(|source| BundleError::Parse {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|source| BundleError::Parse {
+            path: config.to_path_buf(),
+            source,
+        })?;
+    if let Some(version) = value["ociVersion"].as_str() {
+        if !version.starts_with("1.") {
+            return Err(BundleError::Version {
+                path: config.to_path_buf(),
+                version: version.to_string(),
+            });
+        }
+    }
+    crate::normalize::raw(&mut value);
+    // Through serde_path_to_error: the error names the field, not a column.
+    let spec: Spec = serde_path_to_error::deserialize(value).map_err(|e| BundleError::Field {
         path: config.to_path_buf(),
-        source,
+        field: e.path().to_string(),
+        source: e.into_inner(),
     })?;
     if !spec.version().starts_with("1.") {
         return Err(BundleError::Version {
@@ -145,6 +169,17 @@ mod tests {
         let dir = bundle_with(&MINIMAL.replace("\"rootfs\"", "\"nope\""));
         let err = load(dir.path()).expect_err("rootfs");
         assert!(err.to_string().contains("nope"), "{err}");
+
+        let dir = bundle_with(&MINIMAL.replace(
+            r#""user""#,
+            r#""rlimits":[{"type":"RLIMIT_FOO","hard":1,"soft":1}],"user""#,
+        ));
+        let err = load(dir.path()).expect_err("bad enum");
+        assert!(
+            err.to_string()
+                .contains("config.json: process.rlimits[0].type: unknown variant"),
+            "{err}"
+        );
 
         let dir = tempfile::tempdir().expect("tempdir");
         let err = load(dir.path()).expect_err("no config");

@@ -107,6 +107,7 @@ fn spec_cpus(spec: &Spec) -> Option<String> {
 pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> Result<Created> {
     id::validate(&opts.id)?;
     let Bundle { path: bundle, spec } = bundle::load(&opts.bundle)?;
+    crate::validate::spec(&spec, &bundle)?;
     let mode = rootless::decide(opts.rootless);
     // Refuse limits this host cannot enforce before anything exists: the
     // lock, the pipeline's ledger entry, the state dir. (The plan is made
@@ -162,6 +163,8 @@ fn create_locked(
         rootless: mode != Mode::Root,
     };
     let mut spec = pipeline.run(spec, &ctx)?;
+    crate::normalize::spec(&mut spec);
+    crate::normalize::create_cwd(&spec)?;
     let stages_changed = spec != loaded;
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
 

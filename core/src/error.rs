@@ -14,6 +14,8 @@ pub enum Error {
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
     #[error(transparent)]
+    Spec(#[from] crate::validate::SpecError),
+    #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
     Rootless(#[from] rootless::RootlessError),

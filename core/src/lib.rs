@@ -21,6 +21,7 @@ pub mod late_hooks;
 pub mod ledger;
 pub mod list;
 pub mod lock;
+pub mod normalize;
 pub mod ops;
 pub mod orphans;
 pub mod pipeline;
@@ -34,6 +35,7 @@ pub mod signal;
 pub mod spec_template;
 pub mod subid;
 pub mod update;
+pub mod validate;
 
 pub use error::Error;
 pub use root::RuntimeRoot;
