@@ -46,8 +46,6 @@ impl Variant {
 }
 
 pub const ALL: &[Variant] = &[Variant::Init, Variant::Exec, Variant::ExecProcess];
-pub const INIT_AND_EXEC: &[Variant] = &[Variant::Init, Variant::Exec];
-pub const INIT_ONLY: &[Variant] = &[Variant::Init];
 
 /// What a check may look at besides the probe's report.
 pub struct Ctx<'a> {
@@ -77,7 +75,20 @@ pub struct ProcCase {
 /// A case that drives the runtime's commands itself.
 pub struct LifeCase {
     pub name: &'static str,
-    pub run: fn(&Harness) -> Outcome,
+    pub skip: fn(&Host) -> Option<String>,
+    pub run: fn(&Harness) -> Result<(), String>,
+}
+
+impl LifeCase {
+    pub fn outcome(&self, h: &Harness) -> Outcome {
+        if let Some(why) = (self.skip)(&h.host) {
+            return Outcome::Skip(why);
+        }
+        match (self.run)(h) {
+            Ok(()) => Outcome::Pass,
+            Err(why) => Outcome::Fail(why),
+        }
+    }
 }
 
 pub fn never(_: &Host) -> Option<String> {

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{at, ensure, never, no_args, no_setup, Ctx, ProcCase, Variant, ALL, INIT_ONLY};
-use crate::bundle::DEFAULT_CAPS;
+use super::{at, ensure, no_setup, Ctx, ProcCase, Variant, ALL};
 use crate::host::Host;
 
 const CAP_NAMES: &[&str] = &[
@@ -551,6 +550,7 @@ pub fn cases() -> Vec<ProcCase> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::DEFAULT_CAPS;
 
     #[test]
     fn cap_masks_match_the_kernel_numbering() {
