@@ -469,10 +469,7 @@ mod tests {
         // /dev/null is 1:3 everywhere.
         assert_eq!(dev_split(0x103), (1, 3));
         // A large minor spills into the high bits.
-        assert_eq!(
-            dev_split((0x12 << 12) | (0x34 & 0xff) | (5 << 8)),
-            (5, 0x1234)
-        );
+        assert_eq!(dev_split((0x1200 << 12) | 0x34 | (5 << 8)), (5, 0x1234));
     }
 
     #[test]
