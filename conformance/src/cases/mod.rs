@@ -1,6 +1,7 @@
 //! Case definitions and the runner for process cases, which run the probe
 //! as the container's init and as `exec`'d processes.
 
+pub mod flags;
 pub mod hooks;
 pub mod lifecycle;
 pub mod mounts;
@@ -126,6 +127,7 @@ pub fn proc_cases() -> Vec<ProcCase> {
 /// Every lifecycle case, in output order.
 pub fn life_cases() -> Vec<LifeCase> {
     let mut v = lifecycle::cases();
+    v.extend(flags::cases());
     v.extend(hooks::cases());
     v
 }
