@@ -1,6 +1,7 @@
 //! Case definitions and the runner for process cases, which run the probe
 //! as the container's init and as `exec`'d processes.
 
+pub mod cli;
 pub mod flags;
 pub mod hooks;
 pub mod lifecycle;
@@ -128,6 +129,7 @@ pub fn proc_cases() -> Vec<ProcCase> {
 pub fn life_cases() -> Vec<LifeCase> {
     let mut v = lifecycle::cases();
     v.extend(flags::cases());
+    v.extend(cli::cases());
     v.extend(hooks::cases());
     v
 }
