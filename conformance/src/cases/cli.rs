@@ -197,6 +197,20 @@ fn create_then_state(h: &Harness) -> R {
     create_state_ok(h, &m)
 }
 
+fn devices_default_deny(h: &Harness) -> R {
+    // CAP_MKNOD is in the default set, so only the device cgroup stands
+    // between the container and a node it makes for a host device.
+    let script = "mknod /tmp/cf-dev c 240 7 && cat /tmp/cf-dev; echo status=$?";
+    let m = make(h, &["sh", "-c", script], |_| {})?;
+    let b = m.bundle.dir.display().to_string();
+    let r = err(h.rt(&["run", "--bundle", &b, &m.id]))?;
+    let all = format!("{}{}", r.stdout, r.stderr);
+    ensure(
+        all.contains("status=1") && all.contains("Operation not permitted"),
+        || format!("a device node the config never allowed could be opened: {all:?}"),
+    )
+}
+
 pub fn cases() -> Vec<LifeCase> {
     let c = |name, run| LifeCase {
         name,
@@ -214,6 +228,7 @@ pub fn cases() -> Vec<LifeCase> {
         c("kill-sig-prefixed-name", kill_sig_prefix),
         c("delete-unknown-id-fails", delete_unknown),
         c("delete-force-unknown-id-succeeds", delete_force_unknown),
+        c("devices-cgroup-default-deny", devices_default_deny),
         c("cli-create-plain", create_then_state),
         c("cli-flag-equals-value", equals_form),
         c("cli-global-log-flags", global_log_flags),

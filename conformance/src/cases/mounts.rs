@@ -55,6 +55,7 @@ fn set_extra_masked(c: &mut Value, _: &Path) {
     if let Some(m) = c["linux"]["maskedPaths"].as_array_mut() {
         m.push(json!("/proc/cmdline"));
         m.push(json!("/sys/kernel"));
+        m.push(json!("/root"));
     }
 }
 
@@ -115,6 +116,12 @@ fn covering_mount<'a>(r: &'a Value, p: &str) -> Option<&'a Value> {
             .as_str()
             .is_some_and(|mp| mp.len() == best && within(mp))
     })
+}
+
+fn set_extra_readonly(c: &mut Value, _: &Path) {
+    if let Some(m) = c["linux"]["readonlyPaths"].as_array_mut() {
+        m.push(json!("/etc"));
+    }
 }
 
 fn set_root_ro(c: &mut Value, _: &Path) {
@@ -417,6 +424,12 @@ pub fn cases() -> Vec<ProcCase> {
             check_masked
         )),
         with_paths(case!("readonly-paths", ALL, no_setup, check_readonly)),
+        with_paths(case!(
+            "readonly-paths-extra",
+            ALL,
+            set_extra_readonly,
+            check_readonly
+        )),
         with_paths(case!("root-readonly", ALL, set_root_ro, check_root_ro)),
         with_paths(case!("mount-tmpfs-options", ALL, set_tmpfs, check_tmpfs)),
         with_paths(case!("mount-bind-ro", ALL, set_bind_ro, check_bind)),

@@ -188,6 +188,51 @@ fn check_sysctl(r: &Value, ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// A char device with no driver behind it: opening it gives ENXIO when
+/// the device cgroup lets it through and EPERM when it does not.
+fn set_device(c: &mut Value, allow: bool) {
+    c["linux"]["devices"] = json!([{"path": "/dev/conformance-dev", "type": "c",
+        "major": 240, "minor": 7, "fileMode": 0o666, "uid": 0, "gid": 0}]);
+    // Deny-all first in both, as `runc spec` writes it; the allow case adds
+    // a rule for this device. (Without any rule see devices-cgroup-default-deny.)
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    if allow {
+        rules.push(json!({"allow": true, "type": "c", "major": 240, "minor": 7, "access": "rwm"}));
+    }
+    c["linux"]["resources"] = json!({ "devices": rules });
+}
+
+fn set_device_denied(c: &mut Value, _: &Path) {
+    set_device(c, false);
+}
+
+fn set_device_allowed(c: &mut Value, _: &Path) {
+    set_device(c, true);
+}
+
+fn device_args(_: &Value) -> Vec<String> {
+    vec!["--path".into(), "/dev/conformance-dev".into()]
+}
+
+fn check_device_cgroup(r: &Value, ctx: &Ctx) -> Result<(), String> {
+    let allowed = ctx.config["linux"]["resources"]["devices"]
+        .as_array()
+        .is_some_and(|r| r.len() > 1);
+    let (want, what) = if allowed {
+        (6, "ENXIO (allowed, no driver)")
+    } else {
+        (1, "EPERM (denied)")
+    };
+    let got = at(r, "/paths/~1dev~1conformance-dev");
+    ensure(got["read_errno"] == want, || {
+        format!("opening the device gave {got}, want {what}")
+    })
+}
+
+fn need_devices(h: &Host) -> Option<String> {
+    need(h, "devices")
+}
+
 pub fn cases() -> Vec<ProcCase> {
     vec![
         ProcCase {
@@ -224,6 +269,26 @@ pub fn cases() -> Vec<ProcCase> {
                 ALL,
                 no_setup,
                 check_affinity_inherited
+            )
+        },
+        ProcCase {
+            skip: need_devices,
+            probe_args: device_args,
+            ..case!(
+                "devices-cgroup-deny-unlisted",
+                ALL,
+                set_device_denied,
+                check_device_cgroup
+            )
+        },
+        ProcCase {
+            skip: need_devices,
+            probe_args: device_args,
+            ..case!(
+                "devices-cgroup-allow-rule",
+                ALL,
+                set_device_allowed,
+                check_device_cgroup
             )
         },
         ProcCase {
