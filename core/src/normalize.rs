@@ -45,10 +45,17 @@ pub fn raw(config: &mut Value) {
 /// After the pipeline, before libcontainer sees the spec.
 pub fn spec(spec: &mut Spec) {
     if let Some(mut process) = spec.process().clone() {
+        let before = process.clone();
         // libcontainer orders seccomp by `is_some()`: an explicit false
         // would be treated like true. runc treats it as unset.
         if process.no_new_privileges() == Some(false) {
             process.set_no_new_privileges(None);
+        }
+        // libcontainer leaves a capability set alone when it is absent, so
+        // the process would keep all of root's; runc gives it none.
+        let caps = crate::exec::process::complete(process.capabilities().as_ref());
+        process.set_capabilities(Some(caps));
+        if process != before {
             spec.set_process(Some(process));
         }
     }
@@ -177,6 +184,47 @@ mod tests {
                 .and_then(|l| l.rootfs_propagation().clone());
             assert_eq!(got.as_deref(), Some(want), "{given}");
         }
+    }
+
+    #[test]
+    fn absent_capability_sets_become_empty() {
+        let mut s = test_support::spec(json!({"process": {
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}}}));
+        // test_support may fill in a default process; take ours as given.
+        let mut p = s.process().clone().expect("process");
+        let mut only: libcontainer::oci_spec::runtime::LinuxCapabilities =
+            serde_json::from_value(json!({"bounding": ["CAP_KILL"]})).expect("caps");
+        only.set_effective(None)
+            .set_permitted(None)
+            .set_inheritable(None)
+            .set_ambient(None);
+        p.set_capabilities(Some(only));
+        s.set_process(Some(p));
+        spec(&mut s);
+        let caps = s
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .expect("caps");
+        assert_eq!(caps.bounding().as_ref().map(|b| b.len()), Some(1));
+        for set in [
+            caps.effective(),
+            caps.permitted(),
+            caps.inheritable(),
+            caps.ambient(),
+        ] {
+            assert!(set.as_ref().is_some_and(|s| s.is_empty()), "{caps:?}");
+        }
+        let mut none = test_support::spec(json!({}));
+        let mut p = none.process().clone().expect("process");
+        p.set_capabilities(None);
+        none.set_process(Some(p));
+        spec(&mut none);
+        let caps = none
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone());
+        assert!(caps.is_some_and(|c| c.bounding().as_ref().is_some_and(|b| b.is_empty())));
     }
 
     #[test]
