@@ -476,6 +476,19 @@ pub fn rows() -> Vec<Row> {
             c["linux"]["gidMappings"] = maps;
         }),
         refused(
+            "user_namespace_without_mappings",
+            "linux.uidMappings: a new user namespace needs at least one mapping",
+            &["mappings"],
+            |c, _| push(c, "/linux/namespaces", json!({"type": "user"})),
+        ),
+        runs("user_namespace_with_mappings", "0:0", &[], |c, _| {
+            push(c, "/linux/namespaces", json!({"type": "user"}));
+            let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = maps.clone();
+            c["linux"]["gidMappings"] = maps;
+            args(c, &["sh", "-c", "echo $(id -u):$(id -g)"]);
+        }),
+        refused(
             "sysctl_net_without_network_namespace",
             "linux.sysctl[\"net.ipv4.ip_forward\"]: not allowed in the host's network namespace",
             &["net.ipv4.ip_forward"],
