@@ -400,6 +400,17 @@ pub fn rows() -> Vec<Row> {
             );
             args(c, &["sh", "-c", "test -c /dev/mynull && echo char"]);
         }),
+        runs("device_listed_twice_first_wins", "1:3", &[], |c, _| {
+            device(
+                c,
+                json!({"path": "/dev/twice", "type": "c", "major": 1, "minor": 3}),
+            );
+            device(
+                c,
+                json!({"path": "/dev/twice", "type": "c", "major": 1, "minor": 5}),
+            );
+            args(c, &["stat", "-c", "%t:%T", "/dev/twice"]);
+        }),
         refused(
             "env_string_too_long",
             "process.env[*]: 140002 bytes is longer than the kernel's limit",
