@@ -84,11 +84,21 @@ pub fn spec(spec: &mut Spec) {
         linux.set_gid_mappings(None);
     }
     // Device paths are inside the container: a relative one is from "/".
+    // For one path listed twice runc makes the first and skips the rest;
+    // libcontainer fails on the second mknod.
     if let Some(mut devices) = linux.devices().clone() {
         for d in devices.iter_mut().filter(|d| d.path().is_relative()) {
             let path = PathBuf::from("/").join(d.path());
             d.set_path(path);
         }
+        let mut seen = std::collections::HashSet::new();
+        devices.retain(|d| {
+            let first = seen.insert(d.path().clone());
+            if !first {
+                tracing::warn!(target: "pinc", "ignoring a second linux.devices entry for {}", d.path().display());
+            }
+            first
+        });
         linux.set_devices(Some(devices));
     }
     if linux != before {
@@ -250,6 +260,17 @@ mod tests {
         assert!(s.domainname().is_none());
         let devices = linux.devices().as_ref().expect("devices");
         assert_eq!(devices[0].path(), &PathBuf::from("/dev/x"));
+
+        let dev = |minor| json!({"path": "/dev/y", "type": "c", "major": 1, "minor": minor});
+        let mut s = test_support::spec(json!({"linux": {"devices": [dev(3), dev(5)]}}));
+        spec(&mut s);
+        let devices = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .expect("devices");
+        assert_eq!(devices.len(), 1, "the first entry wins, as in runc");
+        assert_eq!(devices[0].minor(), 3);
 
         let mut s = test_support::spec(json!({"domainname": "d",
             "linux": {"namespaces": [{"type": "uts"}, {"type": "user"}], "uidMappings": maps}}));

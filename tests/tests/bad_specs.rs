@@ -159,6 +159,87 @@ fn bad_specs_are_refused_naming_the_field_and_edge_cases_run() {
     );
 }
 
+/// The optional (propagation) fields of the mount at `point` in a
+/// mountinfo text, e.g. "shared:21" or "" for a private mount.
+fn propagation_of(mountinfo: &str, point: &str) -> Option<String> {
+    mountinfo.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        if fields.get(4) != Some(&point) {
+            return None;
+        }
+        let optional = fields[6..].iter().take_while(|f| **f != "-");
+        Some(optional.copied().collect::<Vec<_>>().join(" "))
+    })
+}
+
+/// A host mount made shared for the test, unmounted on drop.
+struct SharedMount(tempfile::TempDir);
+
+impl SharedMount {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("mount point");
+        let path = dir.path().to_str().expect("utf8").to_string();
+        let path = path.as_str();
+        let run = |args: &[&str]| {
+            let out = output_via_files({
+                let mut c = Command::new("mount");
+                c.args(args);
+                c
+            });
+            assert!(out.status.success(), "mount {args:?}: {}", stderr(&out));
+        };
+        run(&["-t", "tmpfs", "bad-specs-vol", path]);
+        let shared = Self(dir);
+        run(&["--make-shared", path]);
+        shared
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// libcontainer knows only the plain propagations; pinc maps the r-forms
+/// so a volume from a shared host mount propagates as under runc 1.1.5
+/// (measured: rshared -> shared, rslave -> master, rprivate -> private).
+#[test]
+fn recursive_root_propagation_reaches_volumes_as_under_runc() {
+    require_root();
+    let vol = SharedMount::new();
+    let pinc = Pinc::new();
+    for (propagation, want) in [
+        ("rshared", "shared:"),
+        ("rslave", "master:"),
+        ("rprivate", ""),
+    ] {
+        let bundle = pinc_tests::Bundle::new(&["cat", "/proc/self/mountinfo"]);
+        bundle.edit(|c| {
+            c["linux"]["rootfsPropagation"] = propagation.into();
+            c["mounts"]
+                .as_array_mut()
+                .expect("mounts")
+                .push(serde_json::json!({
+                "destination": "/vol", "type": "bind",
+                "source": vol.0.path(), "options": ["rbind"]}));
+        });
+        let id = unique_id("prop");
+        let out = pinc.output(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+        assert!(out.status.success(), "{propagation}: {}", stderr(&out));
+        let got = propagation_of(&stdout(&out), "/vol").expect("/vol in mountinfo");
+        if want.is_empty() {
+            assert_eq!(got, "", "{propagation}");
+        } else {
+            assert!(got.starts_with(want), "{propagation}: /vol has {got:?}");
+        }
+        assert!(
+            leftovers(&pinc, &id, bundle.path()).is_empty(),
+            "{propagation}"
+        );
+    }
+}
+
 #[test]
 fn matcher_takes_any_index_for_a_star() {
     assert!(matches(

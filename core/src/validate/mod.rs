@@ -88,6 +88,8 @@ pub enum SpecError {
         field: String,
         namespace: &'static str,
     },
+    #[error("{field}: a new user namespace needs at least one mapping")]
+    NeedsMappings { field: String },
     #[error("{field}: {reason}")]
     Sysctl { field: String, reason: &'static str },
     #[error("{field}: unknown value {value:?} (expected {expected})")]
@@ -127,7 +129,7 @@ pub fn spec_on(spec: &Spec, bundle: &Path, host: &Path) -> Result<(), SpecError>
     let rootfs = spec.root().as_ref().map(|r| bundle.join(r.path()));
     mounts::check(spec, bundle, host)?;
     if let Some(linux) = spec.linux() {
-        namespaces::check(spec, linux)?;
+        namespaces::check(spec, linux, nix::unistd::geteuid().is_root())?;
         linux::check(linux)?;
     }
     hooks::check(spec, rootfs.as_deref())?;

@@ -62,7 +62,9 @@ pub(super) fn has(linux: &Linux, kind: LinuxNamespaceType) -> bool {
     linux.namespaces().iter().flatten().any(|n| n.typ() == kind)
 }
 
-pub(super) fn check(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
+/// `as_root`: pinc runs as root, where nothing fills in missing mappings
+/// (rootless mode maps the caller's own ids).
+pub(super) fn check(spec: &Spec, linux: &Linux, as_root: bool) -> Result<(), SpecError> {
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     for (i, ns) in namespaces.iter().enumerate() {
         if let Some(first) = namespaces[..i].iter().position(|n| n.typ() == ns.typ()) {
@@ -74,6 +76,21 @@ pub(super) fn check(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
         }
         if let Some(path) = ns.path() {
             check_path(&at("linux.namespaces", i, "path"), path, ns.typ())?;
+        }
+    }
+    let new_user_ns = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    if as_root && new_user_ns {
+        for (field, maps) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            if maps.as_deref().unwrap_or_default().is_empty() {
+                return Err(SpecError::NeedsMappings {
+                    field: field.into(),
+                });
+            }
         }
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
@@ -142,7 +159,7 @@ mod tests {
 
     fn err(over: serde_json::Value) -> String {
         let s = spec(over);
-        check(&s, s.linux().as_ref().expect("linux"))
+        check(&s, s.linux().as_ref().expect("linux"), true)
             .expect_err("invalid")
             .to_string()
     }
@@ -164,6 +181,21 @@ mod tests {
     }
 
     #[test]
+    fn a_new_user_namespace_needs_mappings_as_root() {
+        let userns = json!({"linux": {"namespaces": [{"type": "user"}]}});
+        assert_eq!(
+            err(userns.clone()),
+            "linux.uidMappings: a new user namespace needs at least one mapping"
+        );
+        let s = spec(userns);
+        check(&s, s.linux().as_ref().expect("linux"), false).expect("rootless maps own ids");
+        let maps = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        let s = spec(json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": maps}}));
+        let e = check(&s, s.linux().as_ref().expect("linux"), true).expect_err("no gid maps");
+        assert!(e.to_string().starts_with("linux.gidMappings:"), "{e}");
+    }
+
+    #[test]
     fn paths_must_be_namespaces_of_the_type() {
         let ns = |path: &str| json!({"linux": {"namespaces": [{"type": "network", "path": path}]}});
         let e = err(ns("/no/such/ns"));
@@ -179,6 +211,6 @@ mod tests {
             "linux.namespaces[0].path: /proc/self/ns/ipc has namespace type ipc, expected network"
         );
         let s = spec(ns("/proc/self/ns/net"));
-        check(&s, s.linux().as_ref().expect("linux")).expect("own netns");
+        check(&s, s.linux().as_ref().expect("linux"), true).expect("own netns");
     }
 }

@@ -400,6 +400,17 @@ pub fn rows() -> Vec<Row> {
             );
             args(c, &["sh", "-c", "test -c /dev/mynull && echo char"]);
         }),
+        runs("device_listed_twice_first_wins", "1:3", &[], |c, _| {
+            device(
+                c,
+                json!({"path": "/dev/twice", "type": "c", "major": 1, "minor": 3}),
+            );
+            device(
+                c,
+                json!({"path": "/dev/twice", "type": "c", "major": 1, "minor": 5}),
+            );
+            args(c, &["stat", "-c", "%t:%T", "/dev/twice"]);
+        }),
         refused(
             "env_string_too_long",
             "process.env[*]: 140002 bytes is longer than the kernel's limit",
@@ -474,6 +485,19 @@ pub fn rows() -> Vec<Row> {
             let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
             c["linux"]["uidMappings"] = maps.clone();
             c["linux"]["gidMappings"] = maps;
+        }),
+        refused(
+            "user_namespace_without_mappings",
+            "linux.uidMappings: a new user namespace needs at least one mapping",
+            &["mappings"],
+            |c, _| push(c, "/linux/namespaces", json!({"type": "user"})),
+        ),
+        runs("user_namespace_with_mappings", "0:0", &[], |c, _| {
+            push(c, "/linux/namespaces", json!({"type": "user"}));
+            let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = maps.clone();
+            c["linux"]["gidMappings"] = maps;
+            args(c, &["sh", "-c", "echo $(id -u):$(id -g)"]);
         }),
         refused(
             "sysctl_net_without_network_namespace",
