@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use libcontainer::oci_spec::runtime::{Capability, LinuxNamespaceType, Spec};
+use libcontainer::oci_spec::runtime::{
+    Capability, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, Spec,
+};
 use serde_json::Value;
 
 use crate::validate::{inroot, SpecError};
@@ -101,6 +103,7 @@ pub fn spec(spec: &mut Spec) {
         });
         linux.set_devices(Some(devices));
     }
+    deny_devices_first(&mut linux);
     if linux != before {
         spec.set_linux(Some(linux));
     }
@@ -108,6 +111,36 @@ pub fn spec(spec: &mut Spec) {
         tracing::warn!(target: "pinc", "ignoring domainname: no uts namespace");
         spec.set_domainname(None);
     }
+}
+
+/// runc denies every device the spec does not allow. libcgroups writes only
+/// the spec's rules and its default allows, so without a leading deny-all
+/// rule a container could open any device node it makes (with CAP_MKNOD).
+fn deny_devices_first(linux: &mut libcontainer::oci_spec::runtime::Linux) {
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    let denies_all = rules.first().is_some_and(|r| {
+        !r.allow()
+            && matches!(r.typ(), None | Some(LinuxDeviceType::A))
+            && r.major().is_none()
+            && r.minor().is_none()
+            && r.access().as_deref().is_none_or(|a| {
+                let a = if a.is_empty() { "rwm" } else { a };
+                ['r', 'w', 'm'].iter().all(|c| a.contains(*c))
+            })
+    });
+    if denies_all {
+        return;
+    }
+    let mut deny = LinuxDeviceCgroup::default();
+    deny.set_allow(false)
+        .set_typ(Some(LinuxDeviceType::A))
+        .set_major(None)
+        .set_minor(None)
+        .set_access(Some("rwm".to_string()));
+    rules.insert(0, deny);
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
 }
 
 /// Makes a missing `process.cwd` inside the rootfs (mode 0755, owned by
@@ -194,6 +227,31 @@ mod tests {
                 .and_then(|l| l.rootfs_propagation().clone());
             assert_eq!(got.as_deref(), Some(want), "{given}");
         }
+    }
+
+    #[test]
+    fn devices_are_denied_unless_allowed() {
+        let rules = |v: serde_json::Value| {
+            let mut s = test_support::spec(v);
+            spec(&mut s);
+            let devices = s
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().clone())
+                .and_then(|r| r.devices().clone())
+                .unwrap_or_default();
+            devices
+                .iter()
+                .map(|d| format!("{} {d}", d.allow()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules(json!({"linux": {}})), ["false a *:* rwm"]);
+        let allow = json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"});
+        let got = rules(json!({"linux": {"resources": {"devices": [allow]}}}));
+        assert_eq!(got, ["false a *:* rwm", "true c 1:3 rw"]);
+        let already = json!({"allow": false, "access": "rwm"});
+        let got = rules(json!({"linux": {"resources": {"devices": [already, allow]}}}));
+        assert_eq!(got.len(), 2, "{got:?}");
     }
 
     #[test]

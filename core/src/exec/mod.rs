@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
-use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sched::{setns, CloneFlags};
 
@@ -196,17 +196,55 @@ fn join_user_namespace(init_pid: i32) -> Result<(), ExecError> {
     })
 }
 
+/// The CPUs an exec'd process ends on, when pinc sets them (`None`: as the
+/// kernel leaves them after the cgroup join). In a container without a
+/// cpuset, pinc keeps the caller's affinity, as runc's exec'd process
+/// inherits it; joining the cpuset cgroup may reset it, so it is set again.
+/// In the rootless sandbox, affinity is how the placement is enforced: the
+/// container's CPUs then.
+fn exec_affinity(sidecar: &Sidecar, spec: &Spec) -> Result<Option<String>> {
+    let Some(container) = &sidecar.affinity else {
+        return Ok(None);
+    };
+    let pinned = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.cpus().as_ref())
+        .is_some();
+    if sidecar.sandbox && pinned {
+        return Ok(Some(container.clone()));
+    }
+    Ok(Some(pinc_cgroup::affinity::get(0)?.to_string()))
+}
+
+/// The container's process without the execCPUAffinity that create put
+/// there for the creator's affinity (see `exec_affinity`).
+fn base_process(spec: &Spec, sidecar: &Sidecar) -> Result<Process> {
+    let mut base = spec.process().clone().ok_or(ExecError::Process(
+        process::ProcessError::NoContainerProcess,
+    ))?;
+    let injected = base.exec_cpu_affinity().as_ref().is_some_and(|a| {
+        a.initial().is_none() && a.cpu_affinity_final().as_deref() == sidecar.affinity.as_deref()
+    });
+    if injected {
+        base.set_exec_cpu_affinity(None);
+    }
+    Ok(base)
+}
+
 /// The complete process for this exec, written to `dir` as process.json,
 /// and what the executor must add.
 fn prepare_process(
     spec: &Spec,
+    sidecar: &Sidecar,
     opts: &ExecOptions,
-    affinity: Option<&str>,
     dir: &Path,
 ) -> Result<(PathBuf, Option<confine::Confinement>)> {
-    let base = spec.process().as_ref().ok_or(ExecError::Process(
-        process::ProcessError::NoContainerProcess,
-    ))?;
+    let base = &base_process(spec, sidecar)?;
+    let affinity = exec_affinity(sidecar, spec)?;
+    let affinity = affinity.as_deref();
     let mut proc = match &opts.process {
         Some(path) => {
             let file = process::read_file(path).map_err(ExecError::from)?;
@@ -304,8 +342,7 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
         spec.clone()
     };
     let view = View::create(root, &opts.id, &container.root, &view_spec)?;
-    let (process_file, confinement) =
-        prepare_process(&spec, opts, sidecar.affinity.as_deref(), &view.root)?;
+    let (process_file, confinement) = prepare_process(&spec, &sidecar, opts, &view.root)?;
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     if sidecar.sandbox {
         rootless::join(
