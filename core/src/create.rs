@@ -207,14 +207,22 @@ fn create_locked(
 
     // libcontainer reads <bundle>/config.json; stage the final spec when it
     // differs from the caller's file, and give the state the caller's bundle.
+    let mut executor = PincExecutor::default();
     let staged = if spec == loaded {
         None
     } else {
         // Hooks run during create would otherwise see the staging dir.
         crate::hook_relay::wrap(&mut spec, bundle)?;
+        executor.start_hooks = crate::hook_relay::take_start_container(&mut spec, &opts.id, bundle);
         Some(stage_spec(root, &opts.id, &spec)?)
     };
-    let result = build(root, opts, staged.as_deref().unwrap_or(bundle), bundle);
+    let result = build(
+        root,
+        opts,
+        staged.as_deref().unwrap_or(bundle),
+        bundle,
+        executor,
+    );
     let mut container = match result {
         Ok(c) => c,
         Err(e) => {
@@ -491,11 +499,12 @@ fn build(
     opts: &CreateOptions,
     spec_dir: &Path,
     bundle: &Path,
+    executor: PincExecutor,
 ) -> Result<Container> {
     // Relative mount sources are relative to the bundle, as in runc.
     std::env::set_current_dir(bundle).map_err(Error::io("failed to enter the bundle", bundle))?;
     ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_executor(PincExecutor::default())
+        .with_executor(executor)
         .with_root_path(root.path())
         .map_err(Error::lib("invalid runtime root"))?
         .with_pid_file(opts.pid_file.as_ref())

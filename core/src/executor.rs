@@ -15,6 +15,16 @@ use crate::exec::confine::Confinement;
 pub struct PincExecutor {
     /// Applied in the container process right before execve.
     pub confinement: Option<Confinement>,
+    /// The init's startContainer hooks, run here instead of by libcontainer.
+    pub start_hooks: Option<StartHooks>,
+}
+
+/// startContainer hooks and the state they get: libcontainer would name its
+/// staging dir as the bundle (see `hook_relay`).
+#[derive(Clone, Debug)]
+pub struct StartHooks {
+    pub hooks: Vec<libcontainer::oci_spec::runtime::Hook>,
+    pub state: libcontainer::container::State,
 }
 
 impl PincExecutor {
@@ -50,6 +60,20 @@ fn runc_wording(program: &str, message: &str) -> String {
 
 impl Executor for PincExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(h) = &self.start_hooks {
+            // As libcontainer does: hooks without an env get the process's.
+            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            if let Err(err) = libcontainer::hooks::run_hooks(
+                Some(&h.hooks),
+                Some(&h.state),
+                None,
+                None,
+                Some(&env),
+            ) {
+                eprintln!("pinc: a startContainer hook failed: {err}");
+                return Err(ExecutorError::Execution(Box::new(err)));
+            }
+        }
         if let Some(c) = &self.confinement {
             if let Err(err) = Self::confine(c) {
                 // The caller sees only the exit status: say why on stderr.

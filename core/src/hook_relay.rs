@@ -11,11 +11,11 @@
 //!
 //! Wrapped: prestart and createRuntime (runtime namespaces) and
 //! createContainer (container namespaces, but before pivot_root, so pinc's
-//! binary is still reachable on the host's filesystem). Not wrapped:
-//! startContainer runs after pivot_root, where no pinc binary exists, so it
-//! still sees the staging path (a dir that is gone by then and that the
-//! container could not see anyway); poststart and poststop are run from the
-//! saved state, which already names the caller's bundle.
+//! binary is still reachable on the host's filesystem). startContainer runs
+//! after pivot_root, where no pinc binary exists: pinc takes those hooks
+//! out of the spec and its executor runs them itself, with the caller's
+//! bundle in the state ([`take_start_container`]). poststart and poststop
+//! are run from the saved state, which already names the caller's bundle.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -108,6 +108,27 @@ pub fn wrap(spec: &mut Spec, bundle: &Path) -> Result<(), RelayError> {
     hooks.set_create_container(create_container);
     spec.set_hooks(Some(hooks));
     Ok(())
+}
+
+/// Takes the startContainer hooks out of the spec, for the executor to run
+/// with a state naming the caller's bundle (see `executor::StartHooks`).
+pub fn take_start_container(
+    spec: &mut Spec,
+    id: &str,
+    bundle: &Path,
+) -> Option<crate::executor::StartHooks> {
+    let mut hooks = spec.hooks().clone()?;
+    let list = hooks.start_container().clone().filter(|l| !l.is_empty())?;
+    hooks.set_start_container(None);
+    spec.set_hooks(Some(hooks));
+    let mut state = libcontainer::container::State::new(
+        id,
+        libcontainer::container::ContainerStatus::Created,
+        None,
+        bundle.to_path_buf(),
+    );
+    state.annotations = Some(spec.annotations().clone().unwrap_or_default());
+    Some(crate::executor::StartHooks { hooks: list, state })
 }
 
 /// The state with `bundle` put in; input that is not a JSON object passes

@@ -358,7 +358,10 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     drop(lock);
     let env: HashMap<String, String> = HashMap::new();
     let pid = ContainerBuilder::new(opts.id.clone(), SyscallType::default())
-        .with_executor(PincExecutor { confinement })
+        .with_executor(PincExecutor {
+            confinement,
+            start_hooks: None,
+        })
         .with_root_path(&view.root)
         .map_err(Error::lib("invalid runtime root"))?
         .with_console_socket(opts.console_socket.as_ref())
