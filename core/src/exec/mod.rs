@@ -265,6 +265,9 @@ fn prepare_process(
             process::from_cli(base, &o, affinity).map_err(ExecError::from)?
         }
     };
+    // The same checks as for a container's process: one line naming the
+    // field (an environment too large for execve, an unknown rlimit, ...).
+    crate::validate::process(&proc)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let confinement = confine::plan(seccomp, &mut proc).map_err(ExecError::from)?;
     let path = dir.join(format!("process-{}.json", std::process::id()));
