@@ -6,6 +6,7 @@ pub mod flags;
 pub mod hooks;
 pub mod lifecycle;
 pub mod mounts;
+pub mod ops;
 pub mod process;
 pub mod resources;
 
@@ -130,6 +131,7 @@ pub fn life_cases() -> Vec<LifeCase> {
     let mut v = lifecycle::cases();
     v.extend(flags::cases());
     v.extend(cli::cases());
+    v.extend(ops::cases());
     v.extend(hooks::cases());
     v
 }
