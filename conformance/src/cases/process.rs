@@ -141,6 +141,36 @@ fn check_pid(r: &Value, ctx: &Ctx) -> Result<(), String> {
     }
 }
 
+fn check_pid_ns_isolation(r: &Value, _: &Ctx) -> Result<(), String> {
+    let me = at(r, "/ids/pid").as_i64().unwrap_or(-1);
+    let others: Vec<i64> = at(r, "/procs")
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_i64)
+                .filter(|p| *p != 1 && *p != me)
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure(others.is_empty(), || {
+        format!("processes other than init and the probe are visible: {others:?}")
+    })
+}
+
+fn check_net_ns_lo_only(r: &Value, _: &Ctx) -> Result<(), String> {
+    let ifaces = at(r, "/net_ifaces");
+    ensure(*ifaces == json!(["lo"]), || {
+        format!("a new network namespace has {ifaces}, want only lo")
+    })
+}
+
+fn check_no_tty(r: &Value, _: &Ctx) -> Result<(), String> {
+    let tty = at(r, "/tty");
+    ensure(*tty == json!([false, false, false]), || {
+        format!("terminal false, but stdio ttys are {tty}")
+    })
+}
+
 fn set_caps_custom(c: &mut Value, _: &Path) {
     c["process"]["capabilities"] = json!({
         "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"],
@@ -489,6 +519,19 @@ pub fn cases() -> Vec<ProcCase> {
     vec![
         case!("namespaces", ALL, no_setup, check_namespaces),
         case!("pid", ALL, no_setup, check_pid),
+        case!(
+            "pid-namespace-isolation",
+            ALL,
+            no_setup,
+            check_pid_ns_isolation
+        ),
+        case!(
+            "network-namespace-lo-only",
+            ALL,
+            no_setup,
+            check_net_ns_lo_only
+        ),
+        case!("terminal-false-no-tty", ALL, no_setup, check_no_tty),
         case!("caps-default", ALL, no_setup, check_caps),
         case!("caps-custom", ALL, set_caps_custom, check_caps),
         case!("caps-ambient-nonroot", ALL, set_caps_ambient, check_caps),
