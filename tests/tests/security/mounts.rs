@@ -109,8 +109,7 @@ fn masking_through_a_symlinked_dev_null_binds_nothing_else() {
     let pinc = Pinc::new();
     let host = decoy("pinc-decoy-null-");
     let before = snapshot(host.path());
-    let script =
-        "cat /secret; echo '|'; stat -c %F:%t:%T /secret; cat /decoy; echo written >/dev/null; true";
+    let script = "cat /secret; echo '|'; stat -c %F:%t:%T /secret; echo written >/dev/null; true";
     let bundle_for = || {
         let bundle = super::writable_bundle(&["sh", "-c", script]);
         use_image_dev(&bundle, false);
@@ -124,7 +123,9 @@ fn masking_through_a_symlinked_dev_null_binds_nothing_else() {
         });
         bundle
     };
-    let masked = "|\ncharacter special file:1:3\nDECOY\n";
+    // Nothing in the script reads /decoy: a runtime that points stdio at
+    // the link's target would have it copy the file into itself forever.
+    let masked = "|\ncharacter special file:1:3\n";
 
     let control = bundle_for();
     let out = run_or_refuse(&pinc, &control, "control").expect("control run refused");
