@@ -7,7 +7,7 @@
 //! root filesystem without a libc, and it never uses NSS.
 //!
 //! Arguments (all repeatable):
-//!   --try NAME     attempt the named syscall and report its result
+//!   --try NAME|NR  attempt the syscall (one of SYSCALLS) and report its result
 //!   --path P       inspect P (kind, readability, writability, fs type)
 //!   --sysctl NAME  read /proc/sys/NAME (dots become slashes)
 
@@ -147,6 +147,8 @@ fn main() {
         "attr_current": read_trim("/proc/self/attr/current"),
         "tty": [std::io::stdin().is_terminal(), std::io::stdout().is_terminal(), std::io::stderr().is_terminal()],
         "fds": fds(),
+        "procs": procs(),
+        "net_ifaces": net_ifaces(),
         "syscalls": syscalls,
     });
     println!("{report}");
@@ -439,9 +441,39 @@ fn fds() -> Value {
     Value::Array(out)
 }
 
+/// Pids visible in /proc: in a new pid namespace, only the container's.
+fn procs() -> Value {
+    let mut pids: Vec<u64> = fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    json!(pids)
+}
+
+/// Interface names from /proc/self/net/dev (two header lines).
+fn net_ifaces() -> Value {
+    let text = fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let names: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    json!(names)
+}
+
 fn try_syscall(name: &str) -> Value {
-    let Some(&(_, nr)) = SYSCALLS.iter().find(|(n, _)| *n == name) else {
-        return json!({"error": "unknown syscall name"});
+    // By name or by number, but only the syscalls listed: their arguments
+    // are known to be harmless.
+    let found = SYSCALLS
+        .iter()
+        .find(|(n, nr)| *n == name || name.parse::<libc::c_long>().ok() == Some(*nr));
+    let Some(&(name, nr)) = found else {
+        return json!({"error": "not a syscall the probe knows how to try"});
     };
     let mut uts = std::mem::MaybeUninit::<libc::utsname>::uninit();
     let rc = match name {

@@ -301,7 +301,7 @@ fn delete_stopped(h: &Harness) -> R {
 }
 
 /// The container's v1 (or v2) cgroup directories as the host sees them.
-fn host_cgroup_dirs(pid: i64) -> Vec<std::path::PathBuf> {
+pub fn host_cgroup_dirs(pid: i64) -> Vec<std::path::PathBuf> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -357,7 +357,7 @@ fn cgroups_path(h: &Harness) -> R {
     })
 }
 
-fn need_freezer(host: &Host) -> Option<String> {
+pub fn need_freezer(host: &Host) -> Option<String> {
     (!host.v2_only && !host.has_v1("freezer")).then(|| "no freezer cgroup".to_string())
 }
 

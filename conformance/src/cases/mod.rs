@@ -6,6 +6,8 @@ pub mod flags;
 pub mod hooks;
 pub mod lifecycle;
 pub mod mounts;
+pub mod namespaces;
+pub mod ops;
 pub mod process;
 pub mod resources;
 
@@ -119,7 +121,8 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
 
 /// Every process case, in output order.
 pub fn proc_cases() -> Vec<ProcCase> {
-    let mut v = process::cases();
+    let mut v = namespaces::cases();
+    v.extend(process::cases());
     v.extend(mounts::cases());
     v.extend(resources::cases());
     v
@@ -130,6 +133,7 @@ pub fn life_cases() -> Vec<LifeCase> {
     let mut v = lifecycle::cases();
     v.extend(flags::cases());
     v.extend(cli::cases());
+    v.extend(ops::cases());
     v.extend(hooks::cases());
     v
 }

@@ -428,7 +428,10 @@ fn oci_hook(hook: &CdiHook) -> Hook {
     let mut out = Hook::default();
     out.set_path(PathBuf::from(&hook.path))
         .set_args((!hook.args.is_empty()).then(|| hook.args.clone()))
-        .set_env((!hook.env.is_empty()).then(|| hook.env.clone()))
+        // Always an explicit env, even empty: libcontainer starts a
+        // startContainer hook without one with the container's process env
+        // (an image's LD_PRELOAD in a privileged hook, CVE-2025-23266).
+        .set_env(Some(hook.env.clone()))
         .set_timeout(hook.timeout);
     out
 }

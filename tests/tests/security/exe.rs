@@ -6,6 +6,11 @@
 //! That must fail: pinc runs from a read-only bind mount or a sealed memfd
 //! (runtime/src/sealed.rs), and the binary on the host stays as it was.
 //!
+//! For exec the test holds the `pinc exec` process itself: the process that
+//! enters the container is a fork of it and runs the same binary. (runc
+//! enters through a separate `runc init` from a memfd, so its host-side
+//! `runc exec` is writable but unreachable: this check is pinc's design.)
+//!
 //! The test plays the attacker from the host side, with the same syscalls
 //! (the magic link resolves the same from inside the container), against a
 //! private copy of pinc: no other test runs that copy, so ETXTBSY cannot

@@ -89,3 +89,92 @@ fn ld_cache_hook_ignores_the_images_ld_preload() {
             .replace('\0', "")
     );
 }
+
+/// CDI hooks run with the environment the admin's spec gives them, never
+/// the container's. libcontainer starts a startContainer hook that has no
+/// `env` with the container's process env (runc gives it none), so a hook
+/// binary mounted in from the host would run the image's LD_PRELOAD with
+/// the runtime's capabilities. Each hook here records its environment.
+#[test]
+fn cdi_hooks_do_not_inherit_the_containers_environment() {
+    require_root();
+    let specs = tempfile::tempdir().expect("tempdir");
+    let bundle = super::writable_bundle(&["true"]);
+    let rootfs = super::rootfs(&bundle);
+    let create_env = rootfs.join("create-env");
+    fs::write(
+        specs.path().join("hooked.yaml"),
+        format!(
+            "cdiVersion: \"0.6.0\"\nkind: vendor.example/hooked\n\
+             devices:\n\
+             - name: dev0\n  containerEdits:\n    hooks:\n\
+             \x20   - hookName: startContainer\n      path: /bin/sh\n      args: [sh, -c, \"env > /start-env\"]\n\
+             \x20   - hookName: createContainer\n      path: /bin/sh\n      args: [sh, -c, \"env > {}\"]\n",
+            create_env.display()
+        ),
+    )
+    .expect("spec");
+    bundle.edit(|c| {
+        c["annotations"]["cdi.k8s.io/hooked"] = "vendor.example/hooked=dev0".into();
+    });
+    bundle.add_env("LD_PRELOAD=/evil.so");
+    bundle.add_env("IMAGE_SECRET=from-the-image");
+
+    let pinc = Pinc::new();
+    let id = unique_id("cdihook");
+    let mut cmd = pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    cmd.env("PINC_CDI_SPEC_DIRS", specs.path());
+    let out = output_via_files(cmd);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (stage, file) in [
+        ("startContainer", rootfs.join("start-env")),
+        ("createContainer", create_env),
+    ] {
+        let env = fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("the {stage} hook did not run ({e})"));
+        assert!(
+            !env.contains("LD_PRELOAD") && !env.contains("IMAGE_SECRET"),
+            "the {stage} hook got the container's environment:\n{env}"
+        );
+    }
+}
+
+/// The same for hooks in config.json: a runtime-side or createContainer
+/// hook without `env` gets an empty environment, not the container's
+/// process env. runc 1.1.5 fails this (its createContainer hooks inherit
+/// runc init's environment, which is the container's by then: the hole
+/// NVIDIAScape used). startContainer is left out: it runs the container's
+/// own binary inside the container, and libcontainer, like runc, gives it
+/// the container's env.
+#[test]
+fn config_hooks_without_env_get_an_empty_environment() {
+    require_root();
+    let bundle = super::writable_bundle(&["true"]);
+    let rootfs = super::rootfs(&bundle);
+    let stages = ["createRuntime", "createContainer", "prestart", "poststart"];
+    let file = |stage: &str| rootfs.join(format!("{stage}-env"));
+    bundle.edit(|c| {
+        for stage in stages {
+            let script = format!("env > {}", file(stage).display());
+            c["hooks"][stage] =
+                serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+        }
+    });
+    bundle.add_env("LD_PRELOAD=/evil.so");
+    bundle.add_env("IMAGE_SECRET=from-the-image");
+
+    let pinc = Pinc::new();
+    let id = unique_id("cfghook");
+    let out = pinc.output(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for stage in stages {
+        let env = fs::read_to_string(file(stage))
+            .unwrap_or_else(|e| panic!("the {stage} hook did not run ({e})"));
+        assert!(
+            !env.contains("LD_PRELOAD") && !env.contains("IMAGE_SECRET"),
+            "the {stage} hook got the container's environment:\n{env}"
+        );
+    }
+}

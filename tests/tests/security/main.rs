@@ -10,6 +10,7 @@
 //! - mounts: /proc as a symlink (CVE-2019-16884), masking through a
 //!   symlinked /dev/null (CVE-2025-31133), mount destinations through
 //!   symlinks (CVE-2021-30465), /dev/console as a symlink (CVE-2025-52565)
+//! - races: a mount target swapped for a symlink while pinc mounts
 //! - caps: inheritable capabilities on exec (CVE-2022-29162)
 //! - hooks: pinc's own hooks and the image's environment (CVE-2025-23266)
 
@@ -18,6 +19,7 @@ mod exe;
 mod fds;
 mod hooks;
 mod mounts;
+mod races;
 
 use std::collections::BTreeMap;
 use std::fs;

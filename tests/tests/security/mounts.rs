@@ -109,8 +109,7 @@ fn masking_through_a_symlinked_dev_null_binds_nothing_else() {
     let pinc = Pinc::new();
     let host = decoy("pinc-decoy-null-");
     let before = snapshot(host.path());
-    let script =
-        "cat /secret; echo '|'; stat -c %F:%t:%T /secret; cat /decoy; echo written >/dev/null; true";
+    let script = "cat /secret; echo '|'; stat -c %F:%t:%T /secret; echo written >/dev/null; true";
     let bundle_for = || {
         let bundle = super::writable_bundle(&["sh", "-c", script]);
         use_image_dev(&bundle, false);
@@ -124,7 +123,9 @@ fn masking_through_a_symlinked_dev_null_binds_nothing_else() {
         });
         bundle
     };
-    let masked = "|\ncharacter special file:1:3\nDECOY\n";
+    // Nothing in the script reads /decoy: a runtime that points stdio at
+    // the link's target would have it copy the file into itself forever.
+    let masked = "|\ncharacter special file:1:3\n";
 
     let control = bundle_for();
     let out = run_or_refuse(&pinc, &control, "control").expect("control run refused");
@@ -312,10 +313,14 @@ fn console_symlinks_do_not_move_the_console_mount() {
     expect_tty(&out, "control");
 
     let [abs, rel] = links_to(&host.path().join("keep"));
-    for name in ["dev/console", "dev/ptmx"] {
+    // /dev/pts/ptmx is the image's only without a devpts mount there.
+    for name in ["dev/console", "dev/ptmx", "dev/pts/ptmx"] {
         for target in ["/decoy".to_string(), abs.clone(), rel.clone()] {
             let what = format!("/{name} -> {target}");
             let bundle = bundle_for();
+            if name == "dev/pts/ptmx" {
+                use_image_dev(&bundle, false);
+            }
             plant_link(&bundle, name, &target);
             if let Some(out) = run(&bundle, &what) {
                 expect_tty(&out, &what);
