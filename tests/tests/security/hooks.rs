@@ -231,3 +231,39 @@ fn ld_cache_hook_cannot_reach_the_host_through_proc() {
         "ldconfig wrote into a host directory through /proc/1/root"
     );
 }
+
+/// The image's whole /etc as a link through /proc/1/root: ldconfig would
+/// write the host directory's ld.so.cache. Refusing the container is fine.
+#[test]
+fn ld_cache_hook_cannot_write_a_host_cache_through_an_etc_link() {
+    require_root();
+    let node = devroot::new_root("pinc-ldnode-");
+    devroot::gpu(node.path(), "0000:06:00.0", 1, "GPU-aaaa");
+    devroot::node(node.path(), "/dev/nvidiactl", 195, 255, 0o666);
+    devroot::driver(node.path(), NVML_GPUS);
+    let host = super::decoy("pinc-decoy-ldetc-");
+    let pinc = Pinc::new();
+    let host_etc = host.path().join("etc");
+    fs::create_dir(&host_etc).expect("mkdir");
+    fs::write(host_etc.join("ld.so.conf"), "/usr/lib\n").expect("ld.so.conf");
+    let before = super::snapshot(host.path());
+    let bundle = super::writable_bundle(&["true"]);
+    let etc = super::rootfs(&bundle).join("etc");
+    fs::remove_dir_all(&etc).expect("rm etc");
+    // Relative, so it resolves through the container's /proc from the
+    // hook's view too (the hook checks /etc before running ldconfig).
+    std::os::unix::fs::symlink(format!("proc/1/root{}", host_etc.display()), &etc)
+        .expect("symlink");
+    bundle.add_env("PINC_GPUS=0");
+    let id = unique_id("ldproc");
+    let mut cmd = pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    cmd.env("PINC_DEVICE_ROOT", node.path());
+    let out = output_via_files(cmd);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert_eq!(
+        super::snapshot(host.path()),
+        before,
+        "ldconfig wrote a host ld cache through an /etc link to /proc/1/root ({})",
+        stderr(&out)
+    );
+}
