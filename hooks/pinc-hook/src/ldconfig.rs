@@ -16,7 +16,13 @@
 //! Nothing of the container's reaches ldconfig but the files it reads
 //! inside its chroot: it runs with an empty environment (an image's
 //! LD_PRELOAD, GCONV_PATH or LOCPATH must never reach a privileged
-//! process, CVE-2025-23266) from `/`, with no stdin. The runtime starts
+//! process, CVE-2025-23266) from `/`, with no stdin. And no procfs: before
+//! pivot_root the container's /proc is already mounted in the rootfs, and
+//! its /proc/1/root is the host's `/` (the init has not pivoted yet), a
+//! magic link that ldconfig's chroot does not stop. An image's ld.so.conf
+//! naming /proc/1/root/usr/lib would have ldconfig rewrite soname links on
+//! the host, so ldconfig runs in a private mount namespace of the hook's
+//! with every procfs under the rootfs unmounted. The runtime starts
 //! this hook with the hook's own env only, but runtimes differ (youki
 //! passes the container's env to startContainer hooks).
 
@@ -52,6 +58,7 @@ pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
     if let Some(pid) = pid.filter(|_| proc_shows_our_pid_namespace()) {
         join_mount_namespace(pid)?;
     }
+    hide_proc_under(&rootfs)?;
     let ldconfig = LDCONFIG
         .iter()
         .map(Path::new)
@@ -97,6 +104,76 @@ pub fn run(folders: &[PathBuf]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Moves this process into a private copy of its mount namespace and
+/// detaches every procfs mounted at or under `rootfs` there (the
+/// container's own namespace keeps them).
+fn hide_proc_under(rootfs: &Path) -> anyhow::Result<()> {
+    let rootfs = rootfs
+        .canonicalize()
+        .with_context(|| format!("resolving {}", rootfs.display()))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("a private mount namespace for ldconfig")?;
+    // Private first, or the unmounts would propagate to the container.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making the hook's mounts private")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mut procs = proc_mounts_under(&mountinfo, &rootfs);
+    // Deepest first; a detached parent takes its children along anyway.
+    procs.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for target in procs {
+        match nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e).with_context(|| format!("unmounting {}", target.display())),
+        }
+    }
+    Ok(())
+}
+
+/// procfs mount points at or under `root` in a mountinfo text.
+fn proc_mounts_under(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let point = PathBuf::from(unescape(left.split(' ').nth(4)?));
+            (fstype == "proc" && point.starts_with(root)).then_some(point)
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(field: &str) -> String {
+    let mut out = Vec::with_capacity(field.len());
+    let bytes = field.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a privileged child of the hook gets: no environment, `/` as cwd,
@@ -152,6 +229,24 @@ fn read_only(path: &Path) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn finds_procfs_mounts_under_the_rootfs() {
+        let info = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+90 80 0:50 / /b/rootfs/proc rw - proc proc rw
+91 80 0:51 / /b/rootfs/dev rw - tmpfs tmpfs rw
+92 80 0:52 / /b/rootfs/host\\040proc rw - proc proc rw
+93 80 0:53 / /b/rootfs2/proc rw - proc proc rw
+";
+        assert_eq!(
+            proc_mounts_under(info, Path::new("/b/rootfs")),
+            vec![
+                PathBuf::from("/b/rootfs/proc"),
+                PathBuf::from("/b/rootfs/host proc")
+            ]
+        );
+    }
 
     #[test]
     fn ldconfig_runs_with_no_environment_from_root() {

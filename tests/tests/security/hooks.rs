@@ -178,3 +178,92 @@ fn config_hooks_without_env_get_an_empty_environment() {
         );
     }
 }
+
+/// The ld-cache hook runs before pivot_root with the container's /proc
+/// mounted in the rootfs, where /proc/1/root is the host's `/` (the init
+/// has not pivoted yet): ldconfig's chroot does not stop magic links. An
+/// image whose ld.so.conf names /proc/1/root/<host dir> must not get
+/// ldconfig to write soname links into that host directory.
+#[test]
+fn ld_cache_hook_cannot_reach_the_host_through_proc() {
+    require_root();
+    let node = devroot::new_root("pinc-ldnode-");
+    devroot::gpu(node.path(), "0000:06:00.0", 1, "GPU-aaaa");
+    devroot::node(node.path(), "/dev/nvidiactl", 195, 255, 0o666);
+    devroot::driver(node.path(), NVML_GPUS);
+
+    let host = super::decoy("pinc-decoy-ld-");
+    let src = host.path().join("foo.c");
+    fs::write(&src, "int foo(void) { return 1; }\n").expect("foo.c");
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o"])
+        .arg(host.path().join("libfoo.so.1.2"))
+        .arg(&src)
+        .output()
+        .expect("cc");
+    assert!(out.status.success(), "cc: {}", stderr(&out));
+    let before = super::snapshot(host.path());
+
+    let bundle = super::writable_bundle(&[
+        "sh",
+        "-c",
+        "grep -q libcuda.so.1 /etc/ld.so.cache && echo cache refreshed",
+    ]);
+    let etc = super::rootfs(&bundle).join("etc");
+    fs::write(
+        etc.join("ld.so.conf"),
+        format!("/proc/1/root{}\n", host.path().display()),
+    )
+    .expect("ld.so.conf");
+    bundle.add_env("PINC_GPUS=0");
+
+    let pinc = Pinc::new();
+    let id = unique_id("ldproc");
+    let mut cmd = pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    cmd.env("PINC_DEVICE_ROOT", node.path());
+    let out = output_via_files(cmd);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cache refreshed\n", "{}", stderr(&out));
+    assert_eq!(
+        super::snapshot(host.path()),
+        before,
+        "ldconfig wrote into a host directory through /proc/1/root"
+    );
+}
+
+/// The image's whole /etc as a link through /proc/1/root: ldconfig would
+/// write the host directory's ld.so.cache. Refusing the container is fine.
+#[test]
+fn ld_cache_hook_cannot_write_a_host_cache_through_an_etc_link() {
+    require_root();
+    let node = devroot::new_root("pinc-ldnode-");
+    devroot::gpu(node.path(), "0000:06:00.0", 1, "GPU-aaaa");
+    devroot::node(node.path(), "/dev/nvidiactl", 195, 255, 0o666);
+    devroot::driver(node.path(), NVML_GPUS);
+    let host = super::decoy("pinc-decoy-ldetc-");
+    let pinc = Pinc::new();
+    let host_etc = host.path().join("etc");
+    fs::create_dir(&host_etc).expect("mkdir");
+    fs::write(host_etc.join("ld.so.conf"), "/usr/lib\n").expect("ld.so.conf");
+    let before = super::snapshot(host.path());
+    let bundle = super::writable_bundle(&["true"]);
+    let etc = super::rootfs(&bundle).join("etc");
+    fs::remove_dir_all(&etc).expect("rm etc");
+    // Relative, so it resolves through the container's /proc from the
+    // hook's view too (the hook checks /etc before running ldconfig).
+    std::os::unix::fs::symlink(format!("proc/1/root{}", host_etc.display()), &etc)
+        .expect("symlink");
+    bundle.add_env("PINC_GPUS=0");
+    let id = unique_id("ldproc");
+    let mut cmd = pinc.cmd(&["run", "-b", bundle.path().to_str().expect("utf8"), &id]);
+    cmd.env("PINC_DEVICE_ROOT", node.path());
+    let out = output_via_files(cmd);
+    let _ = pinc.output(&["delete", "--force", &id]);
+    assert_eq!(
+        super::snapshot(host.path()),
+        before,
+        "ldconfig wrote a host ld cache through an /etc link to /proc/1/root ({})",
+        stderr(&out)
+    );
+}
