@@ -70,6 +70,8 @@ pub enum ExecError {
         #[source]
         source: libcontainer::oci_spec::OciSpecError,
     },
+    #[error("failed to make pinc undumpable before entering the container's user namespace")]
+    Undumpable(#[source] std::io::Error),
     #[error("failed to enter the container's user namespace {path}")]
     UserNamespace {
         path: PathBuf,
@@ -112,14 +114,14 @@ impl View {
             path: config.clone(),
             source,
         })?;
-        let mut state: serde_json::Value = serde_json::from_slice(
-            &fs::read(container_dir.join("state.json"))
-                .map_err(Error::io("failed to read state", container_dir))?,
-        )
-        .map_err(|source| Error::Json {
-            what: "container state".into(),
-            source,
-        })?;
+        let mut state: serde_json::Value =
+            serde_json::from_slice(&fs::read(container_dir.join("state.json")).map_err(
+                Error::io("failed to read state", container_dir.join("state.json")),
+            )?)
+            .map_err(|source| Error::Json {
+                what: "container state".into(),
+                source,
+            })?;
         state["bundle"] = serde_json::Value::String(bundle.display().to_string());
         let path = dir.join("state.json");
         fs::write(&path, state.to_string())
@@ -185,6 +187,10 @@ fn has_user_namespace(spec: &Spec) -> bool {
 /// so it still owns the state, pid and cgroup files it writes.
 /// Must be called single-threaded.
 fn join_user_namespace(init_pid: i32) -> Result<(), ExecError> {
+    // Inside that namespace, its root's CAP_SYS_PTRACE would reach pinc,
+    // which still holds host files and the host's uid (runc's CVE-2016-9962
+    // fix, the same way).
+    nix::sys::prctl::set_dumpable(false).map_err(|e| ExecError::Undumpable(e.into()))?;
     let path = PathBuf::from(format!("/proc/{init_pid}/ns/user"));
     let file = File::open(&path).map_err(|source| ExecError::UserNamespace {
         path: path.clone(),
