@@ -77,12 +77,21 @@ impl IdLock {
     /// Takes the lock on `id` only if nobody holds it (never blocks).
     pub fn try_acquire(root: &RuntimeRoot, id: &str) -> Result<Option<Self>, LockError> {
         let path = root.private_dir("locks")?.join(id);
-        let file = open(&path)?;
-        root.hand_over(&path);
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(Self { _lock: lock, path })),
-            Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
-            Err((_, source)) => Err(LockError::Flock { path, source }),
+        loop {
+            let file = open(&path)?;
+            root.hand_over(&path);
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, nix::Error::EWOULDBLOCK)) => return Ok(None),
+                Err((_, source)) => return Err(LockError::Flock { path, source }),
+            };
+            // As in `acquire`: a lock on a file a delete has just unlinked
+            // guards nothing; take the one now at the path.
+            let held = lock.metadata().map(|m| (m.dev(), m.ino())).ok();
+            let linked = fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
+            if held.is_some() && held == linked {
+                return Ok(Some(Self { _lock: lock, path }));
+            }
         }
     }
 
