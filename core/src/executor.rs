@@ -63,11 +63,13 @@ impl Executor for PincExecutor {
         if let Some(h) = &self.start_hooks {
             // As libcontainer does: hooks without an env get the process's.
             let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            // The state's pid is this process's, as runc gives it.
+            let pid = Some(nix::unistd::getpid());
             if let Err(err) = libcontainer::hooks::run_hooks(
                 Some(&h.hooks),
                 Some(&h.state),
                 None,
-                None,
+                pid,
                 Some(&env),
             ) {
                 eprintln!("pinc: a startContainer hook failed: {err}");
