@@ -202,7 +202,13 @@ fn create_locked(
     };
 
     if let Some(root_path) = spec.root().as_ref().map(|r| bundle.join(r.path())) {
-        crate::devlinks::clear(&spec, &root_path)?;
+        let in_use = || {
+            let mine = root_path.canonicalize().ok();
+            crate::list::list(root)
+                .iter()
+                .any(|c| c.status != "stopped" && c.rootfs.canonicalize().ok() == mine)
+        };
+        crate::devlinks::clear(&spec, &root_path, in_use)?;
     }
 
     // libcontainer reads <bundle>/config.json; stage the final spec when it

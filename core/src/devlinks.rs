@@ -48,9 +48,17 @@ const DEFAULT_NODES: [(&str, u64, u64); 6] = [
 ];
 
 fn has_dev_mount(spec: &Spec) -> bool {
-    spec.mounts()
-        .as_ref()
-        .is_some_and(|m| m.iter().any(|m| m.destination() == Path::new("/dev")))
+    spec.mounts().as_ref().is_some_and(|m| {
+        m.iter().any(|m| {
+            // "/dev", "/dev/", "dev" and "/./dev" all name it.
+            let parts: Vec<_> = m
+                .destination()
+                .components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .collect();
+            parts.len() == 1 && parts[0].as_os_str() == "dev"
+        })
+    })
 }
 
 /// Opens a directory, unless it is a symlink.
@@ -119,9 +127,30 @@ fn spec_nodes(spec: &Spec) -> Vec<(PathBuf, String, SFlag, u64, u64)> {
 }
 
 /// Removes the default links left in `rootfs`'s /dev by an earlier
-/// container, when the spec mounts nothing on /dev.
-pub fn clear(spec: &Spec, rootfs: &Path) -> Result<(), DevLinksError> {
+/// container, when the spec mounts nothing on /dev. `in_use` tells whether
+/// another container runs from this rootfs (asked only when there is
+/// something to clear): its /dev entries are live, so they stay, and
+/// libcontainer refuses the new container as before.
+pub fn clear(
+    spec: &Spec,
+    rootfs: &Path,
+    in_use: impl FnOnce() -> bool,
+) -> Result<(), DevLinksError> {
     if has_dev_mount(spec) {
+        return Ok(());
+    }
+    let dev = rootfs.join("dev");
+    let leftover = DEFAULT_LINKS
+        .iter()
+        .map(|(name, _)| dev.join(name))
+        .chain(DEFAULT_NODES.iter().map(|(name, _, _)| dev.join(name)))
+        .chain(
+            spec_nodes(spec)
+                .iter()
+                .map(|(f, name, ..)| dev.join(f).join(name)),
+        )
+        .any(|path| path.symlink_metadata().is_ok());
+    if !leftover || in_use() {
         return Ok(());
     }
     let Some(dev) = open_below_dev(rootfs, Path::new("")) else {
@@ -181,7 +210,7 @@ mod tests {
         symlink("/proc/self/fd/1", dev.join("stdout")).expect("stdout");
         symlink("/elsewhere", dev.join("stdin")).expect("stdin");
         std::fs::write(dev.join("stderr"), "file").expect("stderr");
-        clear(&spec(false), root.path()).expect("clear");
+        clear(&spec(false), root.path(), || false).expect("clear");
         assert!(dev.join("fd").symlink_metadata().is_err());
         assert!(dev.join("stdout").symlink_metadata().is_err());
         assert!(
@@ -217,7 +246,7 @@ mod tests {
         let mut linux = spec.linux().clone().expect("linux");
         linux.set_devices(Some(vec![device]));
         spec.set_linux(Some(linux));
-        clear(&spec, root.path()).expect("clear");
+        clear(&spec, root.path(), || false).expect("clear");
         assert!(dev.join("null").symlink_metadata().is_err());
         assert!(
             dev.join("zero").symlink_metadata().is_ok(),
@@ -227,12 +256,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rootfs_in_use_or_any_spelling_of_a_dev_mount_is_left_alone() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dev = root.path().join("dev");
+        std::fs::create_dir(&dev).expect("dev");
+        symlink("/proc/self/fd", dev.join("fd")).expect("fd");
+        clear(&spec(false), root.path(), || true).expect("clear");
+        assert!(dev.join("fd").symlink_metadata().is_ok(), "in use");
+        for dest in ["/dev/", "dev", "/./dev"] {
+            let mut s = spec(false);
+            let mut mounts = s.mounts().clone().unwrap_or_default();
+            let m: libcontainer::oci_spec::runtime::Mount = serde_json::from_value(
+                serde_json::json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}),
+            )
+            .expect("mount");
+            mounts.push(m);
+            s.set_mounts(Some(mounts));
+            clear(&s, root.path(), || false).expect("clear");
+            assert!(dev.join("fd").symlink_metadata().is_ok(), "{dest}");
+        }
+    }
+
+    #[test]
     fn a_dev_mount_or_a_dev_symlink_leaves_the_image_alone() {
         let root = tempfile::tempdir().expect("tempdir");
         let dev = root.path().join("dev");
         std::fs::create_dir(&dev).expect("dev");
         symlink("/proc/self/fd", dev.join("fd")).expect("fd");
-        clear(&spec(true), root.path()).expect("clear");
+        clear(&spec(true), root.path(), || false).expect("clear");
         assert!(dev.join("fd").symlink_metadata().is_ok());
 
         let other = tempfile::tempdir().expect("tempdir");
@@ -241,7 +292,7 @@ mod tests {
         symlink("/proc/self/fd", outside.join("fd")).expect("fd");
         let image = tempfile::tempdir().expect("tempdir");
         symlink(&outside, image.path().join("dev")).expect("dev link");
-        clear(&spec(false), image.path()).expect("clear");
+        clear(&spec(false), image.path(), || false).expect("clear");
         assert!(
             outside.join("fd").symlink_metadata().is_ok(),
             "never follows /dev"
