@@ -7,9 +7,12 @@
 //!
 //! pinc takes the hooks out of libcontainer's saved config before calling
 //! it, puts them back if the call fails (so a retry still runs them), and
-//! runs them one by one once the call succeeded.
+//! runs them one by one once the call succeeded. Taken hooks are first
+//! written to `pinc-<kind>-hooks.json` in the container dir, and that file
+//! goes only once they ran or went back: a pinc killed in between leaves
+//! them to the next start or delete instead of losing them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::State;
@@ -37,20 +40,35 @@ impl Kind {
 pub struct Taken {
     kind: Kind,
     hooks: Vec<Hook>,
+    pending: PathBuf,
+}
+
+fn pending_path(container_dir: &Path, kind: Kind) -> PathBuf {
+    container_dir.join(format!("pinc-{}-hooks.json", kind.name()))
+}
+
+/// Hooks an earlier, interrupted pinc had taken.
+fn load_pending(path: &Path) -> Vec<Hook> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// Removes the `kind` hooks from the config saved in `container_dir`.
 /// A dir without a config (a create that died early) has no hooks.
 pub fn take(container_dir: &Path, kind: Kind) -> Result<Taken> {
-    let none = Taken {
+    let pending = pending_path(container_dir, kind);
+    let mut taken = Taken {
         kind,
-        hooks: Vec::new(),
+        hooks: load_pending(&pending),
+        pending,
     };
     let Ok(mut config) = YoukiConfig::load(container_dir) else {
-        return Ok(none);
+        return Ok(taken);
     };
     let Some(mut hooks) = config.hooks.clone() else {
-        return Ok(none);
+        return Ok(taken);
     };
     let list = match kind {
         Kind::Poststart => hooks.poststart().clone(),
@@ -58,15 +76,22 @@ pub fn take(container_dir: &Path, kind: Kind) -> Result<Taken> {
     }
     .unwrap_or_default();
     if list.is_empty() {
-        return Ok(none);
+        return Ok(taken);
     }
+    let json = serde_json::to_vec(&list).map_err(|source| Error::Json {
+        what: format!("{} hooks", kind.name()),
+        source,
+    })?;
+    std::fs::write(&taken.pending, json)
+        .map_err(Error::io("failed to keep the hooks", &taken.pending))?;
     match kind {
         Kind::Poststart => hooks.set_poststart(None),
         Kind::Poststop => hooks.set_poststop(None),
     };
     config.hooks = Some(hooks);
     save(&config, container_dir)?;
-    Ok(Taken { kind, hooks: list })
+    taken.hooks = list;
+    Ok(taken)
 }
 
 fn save(config: &YoukiConfig, container_dir: &Path) -> Result<()> {
@@ -83,6 +108,7 @@ impl Taken {
         if self.hooks.is_empty() {
             return;
         }
+        let pending = self.pending.clone();
         let Ok(mut config) = YoukiConfig::load(container_dir) else {
             return; // The container dir is gone: nothing will run them.
         };
@@ -92,8 +118,11 @@ impl Taken {
             Kind::Poststop => hooks.set_poststop(Some(self.hooks)),
         };
         config.hooks = Some(hooks);
-        if let Err(e) = save(&config, container_dir) {
-            tracing::warn!(target: "pinc", "{e}: {}", container_dir.display());
+        match save(&config, container_dir) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&pending);
+            }
+            Err(e) => tracing::warn!(target: "pinc", "{e}: {}", container_dir.display()),
         }
     }
 
@@ -118,6 +147,8 @@ impl Taken {
                 );
             }
         }
+        // They ran: an interrupted pinc's copy is no longer needed.
+        let _ = std::fs::remove_file(&self.pending);
         failed
     }
 }
@@ -152,6 +183,26 @@ mod tests {
         let config = YoukiConfig::load(dir.path()).expect("load");
         let hooks = config.hooks.expect("hooks");
         assert_eq!(hooks.poststop().as_ref().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn hooks_taken_by_an_interrupted_pinc_are_found_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        config_with(
+            dir.path(),
+            serde_json::json!({"poststop": [{"path": "/b"}, {"path": "/c"}]}),
+        );
+        // Taken, then pinc dies before the delete: nothing restores them.
+        std::mem::forget(take(dir.path(), Kind::Poststop).expect("take"));
+        let again = take(dir.path(), Kind::Poststop).expect("take again");
+        assert_eq!(again.hooks.len(), 2);
+        assert_eq!(
+            again.run(&State::default(), None),
+            2,
+            "/b and /c do not exist"
+        );
+        let third = take(dir.path(), Kind::Poststop).expect("take after run");
+        assert!(third.hooks.is_empty(), "they ran once");
     }
 
     #[test]
