@@ -204,10 +204,12 @@ fn join_user_namespace(init_pid: i32) -> Result<(), ExecError> {
 
 /// The CPUs an exec'd process ends on, when pinc sets them (`None`: as the
 /// kernel leaves them after the cgroup join). In a container without a
-/// cpuset, pinc keeps the caller's affinity, as runc's exec'd process
-/// inherits it; joining the cpuset cgroup may reset it, so it is set again.
-/// In the rootless sandbox, affinity is how the placement is enforced: the
-/// container's CPUs then.
+/// cpuset, pinc keeps the creator's affinity: an exec'd process runs where
+/// the container runs, and within its own caller's binding (runc's exec'd
+/// process keeps its caller's), so the intersection of the two; the
+/// container's when they do not meet. Joining the cpuset cgroup may reset
+/// affinity, so it is set again after the join. In the rootless sandbox,
+/// affinity is how the placement is enforced: the container's CPUs then.
 fn exec_affinity(sidecar: &Sidecar, spec: &Spec) -> Result<Option<String>> {
     let Some(container) = &sidecar.affinity else {
         return Ok(None);
@@ -222,7 +224,11 @@ fn exec_affinity(sidecar: &Sidecar, spec: &Spec) -> Result<Option<String>> {
     if sidecar.sandbox && pinned {
         return Ok(Some(container.clone()));
     }
-    Ok(Some(pinc_cgroup::affinity::get(0)?.to_string()))
+    let Ok(cpus) = container.parse::<pinc_cgroup::CpuList>() else {
+        return Ok(Some(container.clone()));
+    };
+    let both = pinc_cgroup::affinity::get(0)?.intersection(&cpus);
+    Ok(Some(if both.is_empty() { cpus } else { both }.to_string()))
 }
 
 /// The container's process without the execCPUAffinity that create put
