@@ -2,7 +2,7 @@
 //! the state containerd asks about.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +31,24 @@ use crate::process::{Container, Process, State};
 use crate::reaper::Exits;
 use crate::runtime::{read_pid, Pinc, ProcessStdio};
 use crate::{mounts, oom, stats};
+
+/// Whether the bundle's container joins a pid namespace it does not own
+/// (the pod's or the host's): no pid entry, or one with a path.
+fn shares_pid_namespace(bundle: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    let namespaces = spec["linux"]["namespaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    !namespaces
+        .iter()
+        .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(|p| p.is_empty()))
+}
 
 /// How long an exited process's output may take to drain.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -123,13 +141,23 @@ impl Inner {
             all.iter_mut().find_map(|(cid, c)| {
                 let exec_id = c.find_pid(pid)?;
                 let io = c.process_mut(&exec_id).and_then(|p| p.io.take());
-                Some((cid.clone(), exec_id, io))
+                Some((cid.clone(), exec_id, io, c.pinc.clone(), c.bundle.clone()))
             })
         };
-        let Some((cid, exec_id, mut io)) = found else {
+        let Some((cid, exec_id, mut io, pinc, bundle)) = found else {
             tracing::debug!(pid, code, "exit of a process no container owns");
             return;
         };
+        if exec_id.is_empty() && shares_pid_namespace(&bundle) {
+            // Without a pid namespace of its own the container's other
+            // processes outlive init, keep its output open and would hold
+            // the exit for the whole drain: end them now, as containerd's
+            // runc shim does.
+            let killed = pinc.simple(&bundle, &["kill", "--all", &cid, "9"]);
+            if let Err(e) = killed {
+                tracing::warn!(container = %cid, "failed to kill what init left: {e}");
+            }
+        }
         if let Some(io) = io.as_mut() {
             io.wait_output(DRAIN);
         }
@@ -665,5 +693,32 @@ impl Task for Service {
             self.inner.exit_signal.signal();
         }
         Ok(Empty::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_with(namespaces: serde_json::Value) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = serde_json::json!({"linux": {"namespaces": namespaces}});
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).expect("write");
+        dir
+    }
+
+    #[test]
+    fn pid_namespace_sharing_is_read_from_the_bundle() {
+        let own = bundle_with(serde_json::json!([{"type": "pid"}, {"type": "mount"}]));
+        assert!(!shares_pid_namespace(own.path()));
+        let pod = bundle_with(serde_json::json!([{"type": "pid", "path": "/proc/42/ns/pid"}]));
+        assert!(shares_pid_namespace(pod.path()));
+        let host = bundle_with(serde_json::json!([{"type": "mount"}]));
+        assert!(shares_pid_namespace(host.path()));
+        let none = tempfile::tempdir().expect("tempdir");
+        assert!(
+            !shares_pid_namespace(none.path()),
+            "no spec: leave it alone"
+        );
     }
 }

@@ -224,6 +224,39 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         assert_eq!(status.code(), Some(137));
     });
 
+    s.run("shared pid namespace: init's children die with it", || {
+        // In the host's pid namespace the children outlive init; the
+        // shim must end them, or they hold the output open.
+        let child = "sleep 7321";
+        let cmd = format!("{child} & exec sleep 100");
+        let out = c.run(
+            &["-d", "--with-ns", "pid:/proc/self/ns/pid"],
+            "sharedpid",
+            &["sh", "-c", &cmd],
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+        let alive = || {
+            Command::new("pgrep")
+                .args(["-f", child])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), alive),
+            "child never ran"
+        );
+        c.ok(&["task", "kill", "-s", "SIGKILL", "sharedpid"]);
+        assert!(
+            wait_until(Duration::from_secs(20), || c
+                .task("sharedpid")
+                .is_some_and(|(_, s)| s == "STOPPED")),
+            "task never stopped"
+        );
+        let left = alive();
+        c.remove("sharedpid");
+        assert!(!left, "{child} outlived the container's init");
+    });
+
     let script = "trap 'exit 0' TERM; while :; do sleep 1; done";
     s.run(
         "detached: exec, ps, metrics, pause/resume, kill, delete",
