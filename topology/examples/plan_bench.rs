@@ -23,11 +23,10 @@
 //!     - `first-fit`: the first free whole cores in CPU id order.
 //!     `cores=N` is N×SMT CPUs for kubelet (it knows no cores).
 //!
-//! The example needs the fixtures in tests/fixtures (or ../shared/topologies).
+//! The example reads the real-machine topologies in place ($PINC_TOPOLOGIES or ../shared/topologies).
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pinc_cgroup::CpuList;
@@ -100,13 +99,8 @@ const SYNTHETIC: &[(&str, &str)] = &[
 ];
 
 fn fixture(file: &str) -> Topology {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let local = manifest.join("tests/fixtures").join(file);
-    let path = if local.exists() {
-        local
-    } else {
-        manifest.join("../../shared/topologies").join(file)
-    };
+    let path = pinc_topology::testdata::path(file)
+        .expect("the real-machine topologies: set PINC_TOPOLOGIES or put shared/topologies beside the checkout");
     from_xml(&path).unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()))
 }
 

@@ -15,6 +15,8 @@ pub mod planner;
 pub mod render;
 pub mod request;
 pub mod synthetic;
+#[doc(hidden)]
+pub mod testdata;
 
 pub use error::TopologyError;
 pub use hwloc::{from_xml, live};

@@ -2,7 +2,7 @@
 //! model's `Serialize`.
 //!
 //! ```text
-//! source: tests/fixtures/supermicro-x9drg-2s-e5-gpu-ib.xml
+//! source: shared/topologies/supermicro-x9drg-2s-e5-gpu-ib.xml
 //! 2 packages, 2 NUMA nodes, 16 cores, 32 PUs (SMT 2), 2 L3 groups
 //! package 0
 //!   numa 0  dram  32.0 GiB  cpus 0-7,16-23

@@ -1,8 +1,7 @@
-//! Placement scenarios on the real-machine fixtures (see fixtures/NOTICE.md),
+//! Placement scenarios on the real-machine fixtures (read in place, see `pinc_topology::testdata`),
 //! with the CPU lists computed from the facts the fixtures' README states.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use pinc_cgroup::CpuList;
@@ -10,15 +9,9 @@ use pinc_topology::planner::{plan, Constraints, Placement, PlanError};
 use pinc_topology::request::{from_words, MemMode, Request};
 use pinc_topology::{from_xml, Topology};
 
-/// tests/fixtures when the copies are there, else the shared set.
+/// A real-machine topology, read in place (see `pinc_topology::testdata`).
 fn load(name: &str) -> Topology {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let local = manifest.join("tests/fixtures").join(name);
-    let path = if local.exists() {
-        local
-    } else {
-        manifest.join("../../shared/topologies").join(name)
-    };
+    let path = pinc_topology::testdata::path(name).expect("tests check testdata::absent first");
     from_xml(&path).unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()))
 }
 
@@ -109,6 +102,9 @@ fn packages(t: &Topology, cpus: &CpuList) -> BTreeSet<u32> {
 
 #[test]
 fn supermicro_strict_near_the_hca_is_numa1() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&SUPERMICRO).place("a", &["cores=8", "near=mlx5_0", "policy=strict"]);
     assert_eq!(p.cpus, list("8-15,24-31"));
     assert_eq!(p.reserved, p.cpus);
@@ -123,6 +119,9 @@ fn supermicro_strict_near_the_hca_is_numa1() {
 
 #[test]
 fn supermicro_shared_bus_id_resolves_to_the_hca() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     // 0000:04:00.0 is both the SAS HBA (NUMA 0) and the HCA (NUMA 1): the
     // planner prefers the HCA.
     let p = Node::new(&SUPERMICRO).place("a", &["cores=2", "near=0000:04:00.0"]);
@@ -138,6 +137,9 @@ fn supermicro_shared_bus_id_resolves_to_the_hca() {
 
 #[test]
 fn supermicro_gpu_and_hca_on_different_sockets() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     // compact: both nodes, one core on each (cores, so no SMT quota issue).
     let p = Node::new(&SUPERMICRO).place("a", &["cores=2", "near=03:00.0,mlx5_0"]);
     assert_eq!(p.numa_nodes, vec![0, 1]);
@@ -172,6 +174,9 @@ fn supermicro_gpu_and_hca_on_different_sockets() {
 
 #[test]
 fn supermicro_spill_and_strict_refusal() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&SUPERMICRO).place("a", &["cores=9"]);
     assert_eq!(p.cpus, list("0-8,16-24"));
     assert_eq!(p.mems, list("0-1"));
@@ -189,6 +194,9 @@ fn supermicro_spill_and_strict_refusal() {
 
 #[test]
 fn supermicro_fragmentation_best_fit_and_spill() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let mut n = Node::new(&SUPERMICRO);
     let a = n.place("a", &["cores=4"]);
     assert_eq!(a.cpus, list("0-3,16-19"));
@@ -213,6 +221,9 @@ fn supermicro_fragmentation_best_fit_and_spill() {
 
 #[test]
 fn supermicro_exhaustion_messages() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let mut n = Node::new(&SUPERMICRO);
     n.place("a", &["cores=8"]);
     n.place("b", &["cores=8"]);
@@ -241,6 +252,9 @@ fn supermicro_exhaustion_messages() {
 
 #[test]
 fn supermicro_inside_the_callers_cpus() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     // A Slurm step holding half of each socket.
     let mut n = Node::within(&SUPERMICRO, "4-11,20-27");
     let p = n.place("a", &["cores=4"]);
@@ -257,6 +271,9 @@ fn supermicro_inside_the_callers_cpus() {
 
 #[test]
 fn supermicro_inside_the_callers_cpus_spill() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let n = Node::within(&SUPERMICRO, "4-11,20-27");
     let p = n.try_place(&["cores=5"]).expect("8 allowed");
     assert_eq!(p.cpus, list("4-8,20-24"));
@@ -265,6 +282,9 @@ fn supermicro_inside_the_callers_cpus_spill() {
 
 #[test]
 fn supermicro_smt_off_and_cpus() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&SUPERMICRO).place("a", &["cpus=4", "smt=off"]);
     assert_eq!(p.cpus, list("0-3"));
     assert_eq!(p.reserved, list("0-3,16-19"));
@@ -280,6 +300,9 @@ fn supermicro_smt_off_and_cpus() {
 
 #[test]
 fn hp_interleaved_whole_node_near_the_gpu() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&HP).place("a", &["cores=6", "near=0000:06:00.0"]);
     let evens: CpuList = (0..24).filter(|p| p % 2 == 0).collect();
     assert_eq!(
@@ -294,6 +317,9 @@ fn hp_interleaved_whole_node_near_the_gpu() {
 
 #[test]
 fn hp_interleaved_small_jobs() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let mut n = Node::new(&HP);
     let p = n.place("a", &["cores=2", "near=06:00.0"]);
     assert_eq!(p.cpus, list("0,2,12,14"));
@@ -325,6 +351,9 @@ fn hp_interleaved_small_jobs() {
 
 #[test]
 fn power8_sparse_ids() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&POWER8).place("a", &["cores=4", "near=000a:01:00.0"]);
     assert_eq!(p.cpus, list("80-81,88-89,96-97,104-105"));
     assert_eq!(p.mems, list("1"));
@@ -353,6 +382,9 @@ fn power8_sparse_ids() {
 
 #[test]
 fn nec_device_node_full_compact_spills_strict_refuses() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let mut n = Node::new(&NEC);
     let p = n.place("a", &["cores=8", "near=0000:1a:00.0", "policy=strict"]);
     assert_eq!(p.cpus, list("0-7,16-23"));
@@ -370,6 +402,9 @@ fn nec_device_node_full_compact_spills_strict_refuses() {
 
 #[test]
 fn hbm_on_a_node_without_hbm_is_refused() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let err = Node::new(&NEC)
         .try_place(&["cores=1", "hbm=on"])
         .expect_err("no HBM");
@@ -385,6 +420,9 @@ fn hbm_on_a_node_without_hbm_is_refused() {
 
 #[test]
 fn knl_hbm_adds_the_paired_mcdram() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&KNL).place("a", &["cores=4", "hbm=on"]);
     assert_eq!(p.cpus, list("0-3,16-19,32-35,48-51"));
     assert_eq!(p.numa_nodes, vec![0]);
@@ -401,6 +439,9 @@ fn knl_hbm_adds_the_paired_mcdram() {
 
 #[test]
 fn knl_hbm_follows_the_cpus_across_quadrants() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let mut n = Node::new(&KNL);
     n.place("a", &["cores=4"]);
     let p = n.place("b", &["cores=2", "hbm=on"]);
@@ -413,6 +454,9 @@ fn knl_hbm_follows_the_cpus_across_quadrants() {
 
 #[test]
 fn knl_spread_over_quadrants() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&KNL).place("a", &["cores=4", "policy=spread"]);
     assert_eq!(p.numa_nodes, vec![0, 1, 2, 3]);
     assert_eq!(p.cpus, list("0,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60"));
@@ -430,6 +474,9 @@ fn ccd(g: u32) -> CpuList {
 
 #[test]
 fn epyc_eight_cores_stay_on_one_ccd_nine_span_two() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let p = Node::new(t).place("a", &["cores=8"]);
     assert_eq!(p.cpus, ccd(0));
@@ -445,6 +492,9 @@ fn epyc_eight_cores_stay_on_one_ccd_nine_span_two() {
 
 #[test]
 fn epyc_ccds_fill_one_by_one() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let mut n = Node::new(t);
     for g in 0..24 {
@@ -464,6 +514,9 @@ fn epyc_ccds_fill_one_by_one() {
 
 #[test]
 fn epyc_best_fit_ccd_under_fragmentation() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let mut n = Node::new(t);
     // Leave CCD 0 with 3 free cores and CCD 1 with 5.
@@ -483,6 +536,9 @@ fn epyc_best_fit_ccd_under_fragmentation() {
 
 #[test]
 fn epyc_fragmented_ccds() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let mut n = Node::new(t);
     // One core held in every CCD: 7 free in each.
@@ -505,6 +561,9 @@ fn epyc_fragmented_ccds() {
 #[test]
 
 fn epyc_l3_spill_crosses_packages() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let mut n = Node::new(t);
     for g in (0..24u32).filter(|g| *g != 0 && *g != 12) {
@@ -522,6 +581,9 @@ fn epyc_l3_spill_crosses_packages() {
 
 #[test]
 fn epyc_whole_package_and_beyond() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*EPYC;
     let p = Node::new(t).place("a", &["cores=96"]);
     assert_eq!(packages(t, &p.cpus), BTreeSet::from([0]));
@@ -533,6 +595,9 @@ fn epyc_whole_package_and_beyond() {
 
 #[test]
 fn hugepages_only_request_has_no_cpus() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let p = Node::new(&NEC).place("a", &["hugepages=2M:16"]);
     assert!(p.cpus.is_empty() && p.reserved.is_empty() && p.mems.is_empty());
 }
@@ -544,6 +609,9 @@ fn hugepages_only_request_has_no_cpus() {
 #[test]
 
 fn allowed_mems_steer_the_choice() {
+    if pinc_topology::testdata::absent() {
+        return;
+    }
     let t = &*SUPERMICRO;
     let c = Constraints {
         allowed_cpus: t.pus(),
