@@ -53,17 +53,7 @@ pub fn plan(
     }
     let final_caps = super::process::complete(process.capabilities().as_ref());
     let mut loading = final_caps.clone();
-    let grow = |s: &Option<std::collections::HashSet<Capability>>| {
-        let mut s = s.clone().unwrap_or_default();
-        s.extend(LOADING);
-        Some(s)
-    };
-    let (b, e, p) = (
-        grow(loading.bounding()),
-        grow(loading.effective()),
-        grow(loading.permitted()),
-    );
-    loading.set_bounding(b).set_effective(e).set_permitted(p);
+    super::process::grant(&mut loading, &LOADING);
     process.set_capabilities(Some(loading));
     Ok(Some(Confinement {
         seccomp: seccomp.clone(),

@@ -91,6 +91,16 @@ pub fn complete(caps: Option<&LinuxCapabilities>) -> LinuxCapabilities {
 /// permitted; to ambient only when the process already has inheritable ones
 /// (ambient needs inheritable, and exec never adds inheritable: CVE-2022-29162).
 fn add_caps(caps: &mut LinuxCapabilities, added: &[Capability]) {
+    grant(caps, added);
+    if caps.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+        let mut a = caps.ambient().clone().unwrap_or_default();
+        a.extend(added.iter().copied());
+        caps.set_ambient(Some(a));
+    }
+}
+
+/// Adds capabilities to the bounding, effective and permitted sets.
+pub(super) fn grant(caps: &mut LinuxCapabilities, added: &[Capability]) {
     let grow = |s: &Option<Capabilities>| {
         let mut s = s.clone().unwrap_or_default();
         s.extend(added.iter().copied());
@@ -102,10 +112,6 @@ fn add_caps(caps: &mut LinuxCapabilities, added: &[Capability]) {
         grow(caps.permitted()),
     );
     caps.set_bounding(b).set_effective(e).set_permitted(p);
-    if caps.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
-        let a = grow(caps.ambient());
-        caps.set_ambient(a);
-    }
 }
 
 /// Sets `KEY=VALUE` in an environment list, replacing an earlier `KEY`.
