@@ -60,6 +60,7 @@ fn runc_wording(program: &str, message: &str) -> String {
 
 impl Executor for PincExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        default_signals();
         if let Some(h) = &self.start_hooks {
             // As libcontainer does: hooks without an env get the process's.
             let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -101,6 +102,67 @@ impl Executor for PincExecutor {
             other => other,
         })
     }
+}
+
+/// Gives every signal its default disposition and unblocks all of them.
+/// Ignored signals survive execve: without this the container would inherit
+/// pinc's own SIGPIPE ignore (Rust's runtime sets it) and whatever its caller
+/// ignored (a CI runner's SIGTERM, nohup's SIGHUP), so a pid-1 shell could not
+/// even trap them. runc's container processes start with defaults too.
+fn default_signals() {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo != libc::SIGKILL && signo != libc::SIGSTOP {
+            set_default(signo);
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// The kernel's `struct sigaction` on the architectures whose layout is the
+/// generic one (handler, flags, restorer, mask).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// SIG_DFL for one signal through the raw syscall: glibc's wrappers refuse
+/// the two real-time signals it keeps for itself (32, 33), and a caller may
+/// have ignored those too.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn set_default(signo: libc::c_int) {
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `action` is a valid kernel sigaction for the size passed (8
+    // bytes of mask); SIG_DFL installs no handler, so no code of ours runs in
+    // signal context and no restorer is needed; the old action is not read.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn set_default(signo: libc::c_int) {
+    // SAFETY: SIG_DFL installs no handler; glibc's reserved signals fail
+    // with EINVAL, which is ignored.
+    unsafe { libc::signal(signo, libc::SIG_DFL) };
 }
 
 /// execvp of the process's args. On failure the container's stderr gets one

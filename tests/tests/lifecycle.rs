@@ -4,7 +4,9 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use pinc_tests::daemons::{run_with_timeout, wait_until, CMD_TIMEOUT};
-use pinc_tests::{cgroup_dirs_named, require_root, stderr, stdout, unique_id, Bundle, Pinc};
+use pinc_tests::{
+    cgroup_dirs_named, require_root, stderr, stdout, unique_id, wait_bounded, Bundle, Pinc,
+};
 
 fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -75,7 +77,7 @@ fn run_forwards_signals_and_reports_death_by_signal() {
     )
     .expect("signal pinc run");
     assert_eq!(
-        child.wait().expect("wait").code(),
+        wait_bounded(&mut child, "pinc run").code(),
         Some(3),
         "TERM reached the container"
     );
@@ -85,7 +87,58 @@ fn run_forwards_signals_and_reports_death_by_signal() {
     let mut child = spawn_run(&pinc, &bundle, &id);
     wait_for_status(&pinc, &id, "running");
     pinc.ok(&["kill", &id, "KILL"]);
-    assert_eq!(child.wait().expect("wait").code(), Some(128 + 9));
+    assert_eq!(wait_bounded(&mut child, "pinc run").code(), Some(128 + 9));
+}
+
+/// (SigBlk, SigIgn) of a /proc/PID/status text.
+fn signal_masks(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"));
+        let hex = line[name.len()..].trim();
+        u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    (field("SigBlk:"), field("SigIgn:"))
+}
+
+/// `pinc args...` from a shell that ignores the signals a CI runner or nohup
+/// might: they are inherited across exec unless pinc resets them.
+fn output_ignoring_signals(pinc: &Pinc, args: &[&str]) -> std::process::Output {
+    let inner = pinc.cmd(args);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("trap '' HUP INT QUIT TERM USR1 USR2 PIPE; exec \"$@\"")
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    pinc_tests::output_via_files(cmd)
+}
+
+#[test]
+fn container_processes_start_with_default_signals_whatever_the_caller_ignores() {
+    require_root();
+    let pinc = Pinc::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("sigs");
+    let path = bundle.path().to_str().expect("utf8");
+    let out = output_ignoring_signals(&pinc, &["run", "-d", "-b", path, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let init = pinc.state(&id)["pid"].as_i64().expect("pid");
+    let status = fs::read_to_string(format!("/proc/{init}/status")).expect("init status");
+    // Before: SigIgn 0x5207, the caller's ignores plus pinc's own SIGPIPE.
+    assert_eq!(signal_masks(&status), (0, 0), "init: {status}");
+
+    let out = output_ignoring_signals(&pinc, &["exec", &id, "cat", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        signal_masks(&stdout(&out)),
+        (0, 0),
+        "exec: {}",
+        stdout(&out)
+    );
+    pinc.ok(&["delete", "--force", &id]);
 }
 
 #[test]
@@ -270,7 +323,7 @@ fn kill_and_delete_of_a_container_whose_create_died_do_not_hang() {
         "the hook never ran"
     );
     create.kill().expect("kill create");
-    create.wait().expect("reap create");
+    wait_bounded(&mut create, "pinc create");
 
     // The init, forked before the kill, still holds the id's lock.
     let out = run_with_timeout(&mut pinc.cmd(&["kill", &id, "KILL"]), CMD_TIMEOUT);
@@ -494,7 +547,7 @@ fn ps_list_pause_resume_update_events() {
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(br#"{"pids":{"limit":50}}"#).expect("write");
     }
-    assert!(child.wait().expect("wait").success());
+    assert!(wait_bounded(&mut child, "pinc update").success());
     let pids_max =
         fs::read_to_string(format!("/sys/fs/cgroup/pids/pinc/{id}/pids.max")).expect("pids");
     assert_eq!(pids_max.trim(), "50");
