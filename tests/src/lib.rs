@@ -35,10 +35,34 @@ pub fn pinc_bin() -> PathBuf {
 
 /// Integration tests run real containers: they need root.
 pub fn require_root() {
+    start_watchdog();
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test runs real containers and needs root (run the suite as root, e.g. `sudo -E cargo test -p pinc-tests`)"
     );
+}
+
+/// How long one integration-test binary may run before it aborts itself.
+const BINARY_LIMIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// Ends this test binary, naming it, once it has run past [`BINARY_LIMIT`]
+/// (or `PINC_TEST_BINARY_LIMIT` seconds): a hang the per-command timeouts
+/// miss must fail the suite with its name, not eat CI's whole budget.
+fn start_watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let limit = std::env::var("PINC_TEST_BINARY_LIMIT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(BINARY_LIMIT);
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            let exe = std::env::args().next().unwrap_or_default();
+            eprintln!("{exe}: still running after {limit:?}; a test hangs, aborting");
+            std::process::exit(101);
+        });
+    });
 }
 
 /// A unique container id for this process.
@@ -295,7 +319,11 @@ pub fn output_via_files(mut cmd: Command) -> Output {
     cmd.stdin(std::process::Stdio::null())
         .stdout(out.try_clone().expect("clone"))
         .stderr(err.try_clone().expect("clone"));
-    let status = cmd.status().expect("spawn");
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+    let status = wait_bounded(&mut child, &desc);
     let read = |mut f: fs::File| {
         use std::io::{Read, Seek};
         let mut buf = Vec::new();
@@ -307,6 +335,30 @@ pub fn output_via_files(mut cmd: Command) -> Output {
         status,
         stdout: read(out),
         stderr: read(err),
+    }
+}
+
+/// Waits for a child at most [`daemons::CMD_TIMEOUT`]; kills it and panics
+/// naming it when it takes longer, so a hung command fails its test instead
+/// of stalling the whole suite.
+pub fn wait_bounded(child: &mut std::process::Child, desc: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + daemons::CMD_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{desc} did not finish within {:?} (killed)",
+                    daemons::CMD_TIMEOUT
+                );
+            }
+            Err(e) => panic!("waiting for {desc}: {e}"),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use pinc_tests::{output_via_files, require_root, unique_id};
+use pinc_tests::{output_via_files, require_root, unique_id, wait_bounded};
 
 fn digest(path: &Path) -> u64 {
     let mut file = fs::File::open(path).expect("open binary");
@@ -154,7 +154,7 @@ fn runtime_binary_cannot_be_reopened_for_write_from_init_or_exec() {
     }
     let held_exec = hold_exe(exec.id());
     drop(exec.stdin.take());
-    let _ = exec.wait();
+    wait_bounded(&mut exec, "pinc exec");
     let _ = output_via_files(pinc(&bin, &root, &["delete", "--force", &id]));
     let exec_result = try_overwrite(&held_exec);
 
