@@ -1,7 +1,8 @@
 //! cgroup details that youki's libcgroups does not cover: CPU lists in cgroup
 //! format, the caller's CPU affinity and cpuset, and whether the caller may
 //! write to its own cgroups (delegation), on v1, v2 and hybrid hosts; and the
-//! hugetlb reservations and rdma limits libcgroups does not set.
+//! hugetlb reservations and rdma limits libcgroups does not set, and the
+//! teardown of a container's cgroups when no state says where they are.
 //!
 //! Everything that reads cgroupfs or procfs takes a root path so tests can
 //! point it at a temporary tree.
@@ -15,6 +16,7 @@ pub mod mode;
 pub mod oom;
 pub mod prewarm;
 pub mod rdma;
+pub mod teardown;
 
 pub use affinity::AffinityError;
 pub use caller::{CallerCgroups, CallerError};
