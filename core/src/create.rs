@@ -65,13 +65,16 @@ fn default_cgroups_path(spec: &mut Spec, id: &str, systemd: bool) {
         return;
     };
     if linux.cgroups_path().is_none() {
-        let path = if systemd {
-            format!("system.slice:pinc:{id}")
-        } else {
-            format!("/pinc/{id}")
-        };
-        linux.set_cgroups_path(Some(PathBuf::from(path)));
+        linux.set_cgroups_path(Some(pinc_cgroups_path(id, systemd)));
         spec.set_linux(Some(linux));
+    }
+}
+
+fn pinc_cgroups_path(id: &str, systemd: bool) -> PathBuf {
+    if systemd {
+        PathBuf::from(format!("system.slice:pinc:{id}"))
+    } else {
+        crate::reclaim::default_cgroups_path(id)
     }
 }
 
@@ -115,6 +118,8 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
     if !matches!(mode, Mode::Sandbox { .. }) {
         rdma_plan(&spec)?;
     }
+    // What dead commands left: an id of a create that died is free again.
+    crate::reclaim::sweep(root);
     let lock = IdLock::acquire(root, &opts.id)?;
     let dir = root.container_dir(&opts.id);
     if dir.exists() {
@@ -122,10 +127,29 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
             id: opts.id.clone(),
         });
     }
+    // Before anything exists: a crash from here on is reclaimed (reclaim.rs).
+    let journal = crate::reclaim::Journal {
+        op: "create".into(),
+        cgroups_path: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .unwrap_or_else(|| pinc_cgroups_path(&opts.id, opts.systemd_cgroup)),
+    };
+    if let Err(e) = crate::reclaim::begin(root, &opts.id, &journal) {
+        crate::reclaim::end(root, &opts.id);
+        lock.remove();
+        return Err(e);
+    }
+    crate::crash::point("create:journaled");
     let pid_file_existed = opts.pid_file.as_ref().is_some_and(|p| p.exists());
     let mut own_cgroups = Vec::new();
     match create_locked(root, opts, pipeline, &bundle, spec, mode, &mut own_cgroups) {
-        Ok(created) => Ok(created),
+        Ok(created) => {
+            crate::crash::point("create:done");
+            crate::reclaim::end(root, &opts.id);
+            Ok(created)
+        }
         Err(err) => {
             cleanup(&dir);
             // After cleanup: the container's processes are gone from them.
@@ -138,6 +162,7 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
             if let (Some(pid_file), false) = (&opts.pid_file, pid_file_existed) {
                 let _ = fs::remove_file(pid_file);
             }
+            crate::reclaim::end(root, &opts.id);
             lock.remove();
             Err(err)
         }
@@ -163,6 +188,7 @@ fn create_locked(
         rootless: mode != Mode::Root,
     };
     let mut spec = pipeline.run(spec, &ctx)?;
+    crate::crash::point("create:placed");
     crate::normalize::spec(&mut spec);
     crate::normalize::create_cwd(&spec)?;
     let stages_changed = spec != loaded;
@@ -220,7 +246,9 @@ fn create_locked(
         // Hooks run during create would otherwise see the staging dir.
         crate::hook_relay::wrap(&mut spec, bundle)?;
         executor.start_hooks = crate::hook_relay::take_start_container(&mut spec, &opts.id, bundle);
-        Some(stage_spec(root, &opts.id, &spec)?)
+        let dir = stage_spec(root, &opts.id, &spec)?;
+        crate::crash::point("create:staged");
+        Some(dir)
     };
     let result = build(
         root,
@@ -230,7 +258,10 @@ fn create_locked(
         executor,
     );
     let mut container = match result {
-        Ok(c) => c,
+        Ok(c) => {
+            crate::crash::point("create:built");
+            c
+        }
         Err(e) => {
             if let Some(dir) = &staged {
                 let _ = fs::remove_dir_all(dir);
@@ -248,6 +279,7 @@ fn create_locked(
         container.save().map_err(Error::lib(
             "failed to record the bundle in the container state",
         ))?;
+        crate::crash::point("create:kept");
     }
     let init_pid = container
         .pid()
@@ -279,6 +311,7 @@ fn create_locked(
     if !sandbox && oom_killer_disabled(&spec) {
         pinc_cgroup::oom::disable_v1(Path::new("/"), init_pid)?;
     }
+    crate::crash::point("create:applied");
     let sidecar = Sidecar {
         sandbox,
         final_spec: staged.is_some(),

@@ -31,6 +31,8 @@ pub enum Error {
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]
     IdInUse { id: String },
+    #[error("container {id:?} does not exist: a pinc that died half-way left it behind, and it was removed")]
+    Reclaimed { id: String },
     #[error("cannot {action} container {id:?}: it is {status}{hint}")]
     WrongState {
         id: String,

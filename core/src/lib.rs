@@ -6,6 +6,7 @@
 //! ([`create`]). Each pipeline stage is a plain function over the spec.
 
 pub mod bundle;
+pub mod crash;
 pub mod create;
 pub mod devices;
 pub mod devlinks;
@@ -27,6 +28,7 @@ pub mod orphans;
 pub mod pipeline;
 pub mod placement;
 pub mod ps;
+pub mod reclaim;
 pub mod root;
 pub mod rootless;
 pub mod run;

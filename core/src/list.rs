@@ -8,6 +8,8 @@ use crate::RuntimeRoot;
 /// States of all containers, sorted by id. Unreadable entries are skipped:
 /// one broken container must not hide the others.
 pub fn list(root: &RuntimeRoot) -> Vec<StateView> {
+    // Ghosts of commands that died are reclaimed, not listed.
+    crate::reclaim::sweep_all(root);
     let mut ids: Vec<String> = fs::read_dir(root.path())
         .into_iter()
         .flatten()

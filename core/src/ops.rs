@@ -83,7 +83,33 @@ pub fn view(container: &Container) -> StateView {
 }
 
 pub fn state(root: &RuntimeRoot, id: &str) -> Result<StateView> {
+    id::validate(id)?;
+    if crate::reclaim::reclaim_if_dead(root, id)? {
+        return Err(Error::Reclaimed { id: id.to_string() });
+    }
     Ok(view(&load(root, id)?))
+}
+
+/// The id's lock and its container, for commands that change it. A
+/// container whose create or delete died is reclaimed instead; the lock file
+/// of an id with no container is not left behind.
+pub(crate) fn locked(root: &RuntimeRoot, id: &str) -> Result<(IdLock, Container)> {
+    id::validate(id)?;
+    let lock = IdLock::acquire(root, id)?;
+    // Under the lock a journal entry means its writer died (reclaim.rs).
+    if crate::reclaim::pending(root, id) {
+        crate::reclaim::reclaim(root, id, lock);
+        return Err(Error::Reclaimed { id: id.to_string() });
+    }
+    match load(root, id) {
+        Ok(container) => Ok((lock, container)),
+        Err(e) => {
+            if !root.container_dir(id).exists() {
+                lock.remove();
+            }
+            Err(e)
+        }
+    }
 }
 
 fn wrong_state(container: &Container, action: &'static str, hint: &'static str) -> Error {
@@ -96,8 +122,8 @@ fn wrong_state(container: &Container, action: &'static str, hint: &'static str) 
 }
 
 pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
-    let _lock = IdLock::acquire(root, id)?;
-    let mut container = load(root, id)?;
+    let (_lock, mut container) = locked(root, id)?;
+    crate::crash::point("start:locked");
     if !container.can_start() {
         return Err(wrong_state(&container, "start", ""));
     }
@@ -109,6 +135,7 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
         poststart.restore(&container.root);
         return Err(Error::lib(format!("failed to start container {id:?}"))(e));
     }
+    crate::crash::point("start:started");
     poststart.run(&container.state, Some(&container.root));
     Ok(())
 }
@@ -159,8 +186,7 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     if !root.path().is_dir() {
         return Err(Error::NotFound { id: id.to_string() });
     }
-    let (_lock, _) = lock_for_teardown(root, id)?;
-    let mut container = load(root, id)?;
+    let (_lock, mut container) = locked(root, id)?;
     let sandboxed = Sidecar::load(&container.root).sandbox;
     let stopped = container.status() == ContainerStatus::Stopped;
     if all && stopped {
@@ -192,16 +218,6 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
         .map_err(Error::lib(format!("failed to signal container {id:?}")))
 }
 
-/// The id's lock for kill and delete, first freed from the processes of a
-/// create that died half-way (see orphans); also says whether there were any.
-fn lock_for_teardown(root: &RuntimeRoot, id: &str) -> Result<(IdLock, bool)> {
-    if let Some(lock) = IdLock::try_acquire(root, id)? {
-        return Ok((lock, false));
-    }
-    let killed = crate::orphans::kill_holders(&root.private_dir("locks")?.join(id));
-    Ok((IdLock::acquire(root, id)?, killed))
-}
-
 /// Deletes a container. `--force` kills a live one first, and succeeds
 /// quietly when the container is already gone (Slurm cleans up that way).
 pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
@@ -214,29 +230,34 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             Err(Error::NotFound { id: id.to_string() })
         };
     }
-    let (lock, orphaned) = lock_for_teardown(root, id)?;
+    crate::reclaim::sweep(root);
+    let lock = IdLock::acquire(root, id)?;
+    crate::crash::point("delete:locked");
     let dir = root.container_dir(id);
-    // A create killed before it finished leaves its staged spec.
-    let staging = root.path().join(".pinc/staging").join(id);
-    if staging.is_dir() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    if !dir.join("state.json").exists() {
-        if dir.exists() {
-            // A create that died half-way: nothing alive to protect.
-            crate::create::cleanup(&dir);
-            crate::ledger::Ledger::release(root, id)?;
-            lock.remove();
-            return Ok(());
+    // Under the lock a journal entry means its writer died: a create or a
+    // delete killed half-way. Or a dir without readable state: a create of
+    // a pinc without journals, a state file torn by a kill. Either way
+    // nothing alive is protected by it: tear down all that can be found.
+    let loaded = if crate::reclaim::pending(root, id) {
+        None
+    } else if dir.exists() {
+        match load(root, id) {
+            Ok(container) => Some(container),
+            Err(e) if !force && dir.join("state.json").exists() => return Err(e),
+            Err(_) => None,
         }
+    } else {
         lock.remove();
         return if force {
             Ok(())
         } else {
             Err(Error::NotFound { id: id.to_string() })
         };
-    }
-    let mut container = load(root, id)?;
+    };
+    let Some(mut container) = loaded else {
+        crate::reclaim::reclaim(root, id, lock);
+        return Ok(());
+    };
     let status = container.status();
     // As runc: a created container (its process never ran) is killed and
     // deleted without --force; a live one needs --force.
@@ -247,18 +268,32 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         });
     }
     let sidecar = Sidecar::load(&container.root);
+    crate::reclaim::begin(
+        root,
+        id,
+        &crate::reclaim::Journal {
+            op: "delete".into(),
+            cgroups_path: sidecar
+                .cgroups_path
+                .clone()
+                .unwrap_or_else(|| crate::reclaim::default_cgroups_path(id)),
+        },
+    )?;
+    crate::crash::point("delete:journaled");
     if sidecar.sandbox && status != ContainerStatus::Stopped {
-        stop_sandboxed(&mut container)?;
-    } else if orphaned && !sidecar.sandbox {
-        // What the dead create left in the cgroup (a hook it ran).
-        let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+        if let Err(e) = stop_sandboxed(&mut container) {
+            crate::reclaim::end(root, id);
+            return Err(e);
+        }
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
     let poststop = late_hooks::take(&container.root, Kind::Poststop)?;
     if let Err(e) = container.delete(force) {
         poststop.restore(&container.root);
+        crate::reclaim::end(root, id);
         return Err(Error::lib(format!("failed to delete container {id:?}"))(e));
     }
+    crate::crash::point("delete:deleted");
     poststop.run(&container.state, None);
     // pinc's own cgroups, unknown to libcontainer. A failure to remove one
     // is reported after the ledger and lock are released: the container is gone.
@@ -270,7 +305,10 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         let removed = pinc_cgroup::rdma::remove(mount, path).map_err(|e| with_cause(&e));
         leftover = leftover.and(removed);
     }
+    crate::crash::point("delete:cgroups");
     crate::ledger::Ledger::release(root, id)?;
+    crate::crash::point("delete:released");
+    crate::reclaim::end(root, id);
     lock.remove();
     leftover
 }
@@ -284,8 +322,7 @@ fn with_cause(e: &dyn std::error::Error) -> Error {
 }
 
 pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
-    let _lock = IdLock::acquire(root, id)?;
-    let mut container = load(root, id)?;
+    let (_lock, mut container) = locked(root, id)?;
     require_cgroups(&container, "pause")?;
     if !container.can_pause() {
         return Err(wrong_state(&container, "pause", ""));
@@ -296,8 +333,7 @@ pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
 }
 
 pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
-    let _lock = IdLock::acquire(root, id)?;
-    let mut container = load(root, id)?;
+    let (_lock, mut container) = locked(root, id)?;
     require_cgroups(&container, "resume")?;
     if !container.can_resume() {
         return Err(wrong_state(&container, "resume", ""));

@@ -1,14 +1,12 @@
-//! A `create` (or `exec`) killed half-way must not make `kill` and
-//! `delete --force` of its container hang.
+//! Processes a `create` (or `exec`) killed half-way leaves behind.
 //!
 //! The process libcontainer forks for the container (comm `youki:[...]`,
-//! still pinc's code before it execs the container's program) inherits the
-//! descriptor of the container's lock file: close-on-exec only closes it at
-//! an exec that never comes once its parent died, since it then waits on its
-//! channel, or on a hook, forever. The `flock` stays held, and every later
-//! command on the id waits for it. Such holders are found through
-//! /proc/locks (the lock's owner, the pinc that took it, is dead) and the
-//! descriptors in /proc/<pid>/fd, and killed.
+//! still pinc's code before it execs the container's program) waits on its
+//! channel to pinc, or on a hook, forever once pinc is gone: it never execs,
+//! so close-on-exec never closes what it inherited. It still holds the id's
+//! lock file (and an exec's view dir) open, which is how `reclaim` finds it
+//! once the journal says its creator died. (The lock itself is a record
+//! lock and died with pinc; see lock.rs.)
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -17,54 +15,9 @@ use std::path::Path;
 /// libcontainer names its forked processes `youki:[1:INTER]`, `youki:[2:INIT]`.
 const FORKED_COMM: &str = "youki:[";
 
-/// `MAJ:MIN:INO` as /proc/locks names a file (major and minor in hex).
-fn lock_key(dev: u64, ino: u64) -> String {
-    format!(
-        "{:02x}:{:02x}:{ino}",
-        nix::sys::stat::major(dev),
-        nix::sys::stat::minor(dev)
-    )
-}
-
-/// The pid that took the lock named `key`, from /proc/locks text (waiters,
-/// the `->` lines, are not owners).
-fn owner(locks: &str, key: &str) -> Option<i32> {
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) == Some(&"->") || fields.get(1) != Some(&"FLOCK") {
-            return None;
-        }
-        if fields.get(5) != Some(&key) {
-            return None;
-        }
-        fields.get(4)?.parse().ok()
-    })
-}
-
-/// Whether `pid` runs (a zombie has let go of its descriptors).
-fn alive(proc: &Path, pid: i32) -> bool {
-    let stat = fs::read_to_string(proc.join(pid.to_string()).join("stat")).unwrap_or_default();
-    // "pid (comm) S ...": the state follows the last ')'.
-    match stat.rsplit_once(')') {
-        Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z' | 'X') | None),
-        None => false,
-    }
-}
-
-/// Processes under `proc` that libcontainer forked and that hold the lock
-/// file `lock` open, when the pinc that took the lock is gone.
-pub fn orphaned_holders(proc: &Path, lock: &Path) -> Vec<i32> {
-    let Ok(meta) = fs::metadata(lock) else {
-        return Vec::new();
-    };
-    let (dev, ino) = (meta.dev(), meta.ino());
-    let locks = fs::read_to_string(proc.join("locks")).unwrap_or_default();
-    let Some(owner) = owner(&locks, &lock_key(dev, ino)) else {
-        return Vec::new();
-    };
-    if owner > 0 && alive(proc, owner) {
-        return Vec::new(); // A live command holds it: wait for it.
-    }
+/// Processes under `proc` that libcontainer forked and that have an open
+/// descriptor for which `holds(target, metadata)` is true.
+fn forked_holding(proc: &Path, holds: impl Fn(&Path, Option<&fs::Metadata>) -> bool) -> Vec<i32> {
     let Ok(entries) = fs::read_dir(proc) else {
         return Vec::new();
     };
@@ -84,32 +37,44 @@ pub fn orphaned_holders(proc: &Path, lock: &Path) -> Vec<i32> {
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        let holds = fds
-            .flatten()
-            .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
-        if holds {
+        let held = fds.flatten().any(|fd| {
+            let target = fs::read_link(fd.path()).unwrap_or_default();
+            holds(&target, fs::metadata(fd.path()).ok().as_ref())
+        });
+        if held {
             found.push(pid);
         }
     }
+    found.sort_unstable();
     found
 }
 
-/// Kills the orphaned holders of `lock` (see the module doc); returns
-/// whether there were any.
-pub fn kill_holders(lock: &Path) -> bool {
-    let pids = orphaned_holders(Path::new("/proc"), lock);
-    for &pid in &pids {
-        tracing::warn!(
-            target: "pinc",
-            "killing pid {pid}: a container process left behind by a create that died, holding {}",
-            lock.display()
-        );
+/// Forked processes holding `file` open (the same inode).
+pub fn holders_of(proc: &Path, file: &Path) -> Vec<i32> {
+    let Ok(meta) = fs::metadata(file) else {
+        return Vec::new();
+    };
+    let (dev, ino) = (meta.dev(), meta.ino());
+    forked_holding(proc, |_, m| {
+        m.is_some_and(|m| m.dev() == dev && m.ino() == ino)
+    })
+}
+
+/// Forked processes holding something under `dir` open (by path: the dir
+/// may be gone already, its files with it).
+pub fn holders_under(proc: &Path, dir: &Path) -> Vec<i32> {
+    forked_holding(proc, |target, _| target.starts_with(dir))
+}
+
+/// SIGKILLs `pids`, saying why.
+pub fn kill(pids: &[i32], why: &str) {
+    for &pid in pids {
+        tracing::warn!(target: "pinc", "killing pid {pid}: {why}");
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    !pids.is_empty()
 }
 
 #[cfg(test)]
@@ -118,67 +83,47 @@ mod tests {
 
     use super::*;
 
-    /// A fake /proc: pid 10 (forked by libcontainer) and pid 11 (a waiting
-    /// pinc) hold the lock, pid 12 (forked) holds another file.
-    fn fixture(owner: i32) -> (tempfile::TempDir, std::path::PathBuf) {
+    /// A fake /proc: pid 10 (forked by libcontainer) and pid 11 (a pinc)
+    /// hold the lock, pid 12 (forked) holds a file in a view dir.
+    fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tmp");
         let lock = dir.path().join("c1.lock");
-        let other = dir.path().join("other");
+        let view = dir.path().join("view");
+        fs::create_dir(&view).expect("view");
         fs::write(&lock, "").expect("lock");
-        fs::write(&other, "").expect("other");
+        fs::write(view.join("state.json"), "").expect("state");
         let proc = dir.path().join("proc");
         for (pid, comm, target) in [
-            (10, "youki:[2:INIT]", &lock),
-            (11, "pinc", &lock),
-            (12, "youki:[2:INIT]", &other),
+            (10, "youki:[2:INIT]", lock.clone()),
+            (11, "pinc", lock.clone()),
+            (12, "youki:[1:INTER]", view.join("state.json")),
         ] {
             let fd = proc.join(format!("{pid}/fd"));
             fs::create_dir_all(&fd).expect("fd dir");
             fs::write(proc.join(format!("{pid}/comm")), format!("{comm}\n")).expect("comm");
-            let stat = format!("{pid} ({comm}) S 1 {pid} {pid}\n");
-            fs::write(proc.join(format!("{pid}/stat")), stat).expect("stat");
             symlink(target, fd.join("4")).expect("fd link");
         }
-        let meta = fs::metadata(&lock).expect("stat");
-        let key = lock_key(meta.dev(), meta.ino());
-        fs::write(
-            proc.join("locks"),
-            format!(
-                "1: FLOCK  ADVISORY  WRITE 77 00:01:5 0 EOF\n\
-                 2: FLOCK  ADVISORY  WRITE {owner} {key} 0 EOF\n\
-                 2: -> FLOCK  ADVISORY  WRITE 11 {key} 0 EOF\n"
-            ),
-        )
-        .expect("locks");
-        (dir, lock)
+        (dir, lock, view)
     }
 
     #[test]
-    fn finds_forked_holders_of_a_lock_whose_owner_died() {
-        let (dir, lock) = fixture(999);
-        assert_eq!(orphaned_holders(&dir.path().join("proc"), &lock), vec![10]);
-    }
-
-    #[test]
-    fn a_live_owner_is_waited_for_a_zombie_is_not() {
-        let (dir, lock) = fixture(11);
+    fn finds_forked_holders_of_a_file_or_a_dir() {
+        let (dir, lock, view) = fixture();
         let proc = dir.path().join("proc");
-        assert!(orphaned_holders(&proc, &lock).is_empty());
-        fs::write(proc.join("11/stat"), "11 (pinc) Z 1 11 11\n").expect("zombie");
-        assert_eq!(orphaned_holders(&proc, &lock), vec![10]);
+        assert_eq!(holders_of(&proc, &lock), vec![10]);
+        assert_eq!(holders_under(&proc, &view), vec![12]);
+        fs::remove_dir_all(&view).expect("rm view");
+        assert_eq!(
+            holders_under(&proc, &view),
+            vec![12],
+            "by path, once gone too"
+        );
     }
 
     #[test]
-    fn an_unheld_or_missing_lock_has_no_holders() {
-        let (dir, _) = fixture(999);
+    fn a_missing_file_has_no_holders() {
+        let (dir, _, _) = fixture();
         let proc = dir.path().join("proc");
-        assert!(orphaned_holders(&proc, &dir.path().join("other")).is_empty());
-        assert!(orphaned_holders(&proc, &dir.path().join("missing")).is_empty());
-    }
-
-    #[test]
-    fn lock_keys_are_hex_device_numbers() {
-        let dev = nix::sys::stat::makedev(254, 0);
-        assert_eq!(lock_key(dev, 10058644), "fe:00:10058644");
+        assert!(holders_of(&proc, &dir.path().join("missing")).is_empty());
     }
 }

@@ -9,7 +9,6 @@ use libcontainer::oci_spec::runtime::{
 };
 
 use crate::error::{Error, Result};
-use crate::lock::IdLock;
 use crate::{ops, ps, RuntimeRoot};
 
 /// `--resources FILE|-` plus runc's individual flags, which win over the file.
@@ -95,8 +94,7 @@ pub fn resources(opts: &UpdateOptions) -> Result<LinuxResources> {
 
 pub fn update(root: &RuntimeRoot, opts: &UpdateOptions) -> Result<()> {
     let resources = resources(opts)?;
-    let _lock = IdLock::acquire(root, &opts.id)?;
-    let container = ops::load(root, &opts.id)?;
+    let (_lock, container) = ops::locked(root, &opts.id)?;
     ops::require_cgroups(&container, "update")?;
     let manager = ps::cgroup_manager(&container)?;
     manager

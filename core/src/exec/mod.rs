@@ -26,7 +26,6 @@ use nix::sched::{setns, CloneFlags};
 
 use crate::error::{Error, Result};
 use crate::executor::PincExecutor;
-use crate::lock::IdLock;
 use crate::run::{block_signals, wait_forwarding};
 use crate::sidecar::Sidecar;
 use crate::{ops, rootless, RuntimeRoot};
@@ -331,8 +330,7 @@ fn sub_cgroup(
 
 /// Runs a process in the container; returns its exit code (0 when detached).
 pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
-    let lock = IdLock::acquire(root, &opts.id)?;
-    let container = ops::load(root, &opts.id)?;
+    let (lock, container) = ops::locked(root, &opts.id)?;
     let paused = container.status() == ContainerStatus::Paused;
     if !(container.can_exec() || (opts.ignore_paused && paused)) {
         return Err(Error::WrongState {
@@ -357,6 +355,7 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
         spec.clone()
     };
     let view = View::create(root, &opts.id, &container.root, &view_spec)?;
+    crate::crash::point("exec:view");
     let (process_file, confinement) = prepare_process(&spec, &sidecar, opts, &view.root)?;
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     if sidecar.sandbox {
@@ -396,6 +395,7 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
             "failed to exec in container {:?}",
             opts.id
         )))?;
+    crate::crash::point("exec:built");
     drop(view);
     let set = block_signals()?;
     if opts.detach {
