@@ -331,6 +331,7 @@ fn create_locked(
         },
     };
     sidecar.save(&container.root)?;
+    crate::state_copy::keep(&container.root);
     Ok(Created {
         container,
         init_pid,

@@ -35,6 +35,7 @@ pub mod run;
 pub mod sidecar;
 pub mod signal;
 pub mod spec_template;
+pub mod state_copy;
 pub mod subid;
 pub mod update;
 pub mod validate;

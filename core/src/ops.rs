@@ -18,7 +18,13 @@ pub fn load(root: &RuntimeRoot, id: &str) -> Result<Container> {
     if !dir.join("state.json").exists() {
         return Err(Error::NotFound { id: id.to_string() });
     }
-    Container::load(dir).map_err(Error::lib(format!("failed to load container {id:?}")))
+    match Container::load(dir.clone()) {
+        Ok(container) => Ok(container),
+        // A kill tore it mid-write: take the last whole copy (state_copy).
+        Err(_) if crate::state_copy::restore(&dir) => Container::load(dir),
+        Err(e) => Err(e),
+    }
+    .map_err(Error::lib(format!("failed to load container {id:?}")))
 }
 
 /// The OCI state as `runc state` prints it, plus what pinc decided.
@@ -136,6 +142,7 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
         return Err(Error::lib(format!("failed to start container {id:?}"))(e));
     }
     crate::crash::point("start:started");
+    crate::state_copy::keep(&container.root);
     poststart.run(&container.state, Some(&container.root));
     Ok(())
 }
@@ -215,7 +222,9 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     }
     container
         .kill(sig, all)
-        .map_err(Error::lib(format!("failed to signal container {id:?}")))
+        .map_err(Error::lib(format!("failed to signal container {id:?}")))?;
+    crate::state_copy::keep(&container.root);
+    Ok(())
 }
 
 /// Deletes a container. `--force` kills a live one first, and succeeds
@@ -329,7 +338,9 @@ pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
     }
     container
         .pause()
-        .map_err(Error::lib(format!("failed to pause container {id:?}")))
+        .map_err(Error::lib(format!("failed to pause container {id:?}")))?;
+    crate::state_copy::keep(&container.root);
+    Ok(())
 }
 
 pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
@@ -340,7 +351,9 @@ pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
     }
     container
         .resume()
-        .map_err(Error::lib(format!("failed to resume container {id:?}")))
+        .map_err(Error::lib(format!("failed to resume container {id:?}")))?;
+    crate::state_copy::keep(&container.root);
+    Ok(())
 }
 
 /// Commands that need the freezer or cgroup files refuse sandboxed containers.

@@ -263,7 +263,7 @@ impl Pinc {
     pub fn private_leftovers(&self) -> Vec<String> {
         let private = self.root.path().join(".pinc");
         let mut out = Vec::new();
-        for sub in ["locks", "staging", "exec"] {
+        for sub in ["locks", "staging", "exec", "journal"] {
             if let Ok(entries) = fs::read_dir(private.join(sub)) {
                 out.extend(
                     entries

@@ -45,12 +45,6 @@ fn bundle(args: &[&str]) -> Bundle {
 fn census(pinc: &Pinc, ids: &[String]) -> Vec<String> {
     let mut found: Vec<String> = pinc.leftovers();
     found.extend(pinc.private_leftovers());
-    for sub in ["journal"] {
-        let dir = pinc.root.path().join(".pinc").join(sub);
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            found.push(format!("{sub}/{}", e.file_name().to_string_lossy()));
-        }
-    }
     let ledger = pinc.root.path().join(".pinc/ledger/allocations.json");
     if let Ok(text) = fs::read_to_string(&ledger) {
         let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("ledger json");
@@ -199,7 +193,14 @@ fn delete_force_removes_a_container_whose_state_file_is_torn() {
     let id = unique_id("torn");
     pinc.ok(&["run", "-d", "-b", b.path().to_str().expect("utf8"), &id]);
     let init = pinc.state(&id)["pid"].as_i64().expect("pid");
-    fs::write(pinc.root.path().join(&id).join("state.json"), "").expect("tear");
+    let state = pinc.root.path().join(&id).join("state.json");
+    fs::write(&state, "").expect("tear");
+    // Restored from pinc's last whole copy, the status read off the init.
+    assert_eq!(pinc.state(&id)["status"], "running");
+    assert_eq!(pinc.state(&id)["pid"].as_i64(), Some(init));
+    // With no copy either, delete --force still removes everything.
+    fs::write(&state, "{").expect("tear");
+    fs::remove_file(pinc.root.path().join(&id).join("pinc-state.json")).expect("rm copy");
     let err = pinc.fails(&["delete", &id]);
     assert!(err.contains(&id), "{err}");
     pinc.ok(&["delete", "--force", &id]);
