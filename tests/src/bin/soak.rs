@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use pinc_tests::census::{Census, Scope};
-use pinc_tests::{pinc_bin, Bundle, Pinc};
+use pinc_tests::{cgroup_dirs_named, pinc_bin, Bundle, Pinc};
 
 const USAGE: &str = "\
 usage: bench/soak [-n LIFECYCLES] [-j PARALLEL] [--smoke] [--seed S] [--watch-pid PID]...
@@ -122,6 +122,8 @@ struct Failure {
     lifecycle: usize,
     /// The lifecycle's kind, filled in by [`Soak::lifecycle`].
     kind: String,
+    /// What the failed command left of the container, before the cleanup.
+    left: String,
     command: String,
     status: String,
     stderr: String,
@@ -163,23 +165,21 @@ struct Soak {
     kinds: Mutex<BTreeMap<(Kind, bool), usize>>,
 }
 
-type Step = std::result::Result<(), Failure>;
+type Step<T = ()> = std::result::Result<T, Box<Failure>>;
 
 impl Soak {
     /// Runs `pinc --root R args`, timed under `name`; stdio in unnamed files
     /// (a container inherits them, so a pipe would stay open).
-    fn pinc(
-        &self,
-        lifecycle: usize,
-        name: &'static str,
-        args: &[&str],
-    ) -> std::result::Result<String, Failure> {
-        let fail = |status: String, stderr: String| Failure {
-            lifecycle,
-            kind: String::new(),
-            command: format!("pinc {}", args.join(" ")),
-            status,
-            stderr,
+    fn pinc(&self, lifecycle: usize, name: &'static str, args: &[&str]) -> Step<String> {
+        let fail = |status: String, stderr: String| -> Box<Failure> {
+            Box::new(Failure {
+                lifecycle,
+                kind: String::new(),
+                left: String::new(),
+                command: format!("pinc {}", args.join(" ")),
+                status,
+                stderr,
+            })
         };
         let files =
             tempfile::tempfile().and_then(|o| Ok((o.try_clone()?, o, tempfile::tempfile()?)));
@@ -244,13 +244,14 @@ impl Soak {
                 return Ok(());
             }
             if start.elapsed() > STOP_TIMEOUT {
-                return Err(Failure {
+                return Err(Box::new(Failure {
                     lifecycle: i,
                     kind: String::new(),
+                    left: String::new(),
                     command: format!("pinc state {id}"),
                     status: format!("not stopped {STOP_TIMEOUT:?} after kill"),
                     stderr: state,
-                });
+                }));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -277,16 +278,52 @@ impl Soak {
                 // An expected refusal: it must leave nothing (the census checks).
                 self.refusals.fetch_add(1, Ordering::SeqCst);
             } else {
+                f.left = self.left_of(&id);
                 // Best effort, so one failure does not leak into the census.
                 let _ = self.pinc(i, "cleanup", &["delete", "--force", &id]);
                 self.failures
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(f);
+                    .push(*f);
             }
         }
         if placed {
             self.slots.give();
+        }
+    }
+
+    /// What is left of container `id`: its state dir, cgroup dirs, ledger
+    /// entry and any process still in its cgroups.
+    fn left_of(&self, id: &str) -> String {
+        let root = self.pinc.root.path();
+        let mut left = Vec::new();
+        if root.join(id).exists() {
+            left.push("state dir".to_string());
+        }
+        let cgroups: Vec<String> = cgroup_dirs_named(id)
+            .iter()
+            .filter_map(|p| p.strip_prefix("/sys/fs/cgroup").ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !cgroups.is_empty() {
+            left.push(format!("cgroups {}", cgroups.join(" ")));
+        }
+        let procs: Vec<String> = cgroup_dirs_named(id)
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p.join("cgroup.procs")).ok())
+            .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        if !procs.is_empty() {
+            left.push(format!("pids {}", procs.join(" ")));
+        }
+        let ledger = std::fs::read_to_string(root.join(".pinc/ledger/allocations.json"));
+        if ledger.is_ok_and(|l| l.contains(&format!("\"{id}\""))) {
+            left.push("ledger entry".to_string());
+        }
+        if left.is_empty() {
+            "nothing".to_string()
+        } else {
+            left.join("; ")
         }
     }
 
@@ -470,11 +507,12 @@ fn soak_main() -> Result<()> {
     let failures = soak.failures.lock().unwrap_or_else(|e| e.into_inner());
     for f in failures.iter().take(10) {
         println!(
-            "FAILED lifecycle {} ({}): {} -> {}\n    {}",
+            "FAILED lifecycle {} ({}): {} -> {}\n    left: {}\n    {}",
             f.lifecycle,
             f.kind,
             f.command,
             f.status,
+            f.left,
             f.stderr.trim_end().replace('\n', "\n    ")
         );
     }
