@@ -308,13 +308,14 @@ impl Soak {
         if !cgroups.is_empty() {
             left.push(format!("cgroups {}", cgroups.join(" ")));
         }
-        let procs: Vec<String> = cgroup_dirs_named(id)
+        // The same pids in every hierarchy: listed once.
+        let procs: std::collections::BTreeSet<String> = cgroup_dirs_named(id)
             .iter()
             .filter_map(|p| std::fs::read_to_string(p.join("cgroup.procs")).ok())
             .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
             .collect();
         if !procs.is_empty() {
-            left.push(format!("pids {}", procs.join(" ")));
+            left.push(format!("pids {}", Vec::from_iter(procs).join(" ")));
         }
         let ledger = std::fs::read_to_string(root.join(".pinc/ledger/allocations.json"));
         if ledger.is_ok_and(|l| l.contains(&format!("\"{id}\""))) {
