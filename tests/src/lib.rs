@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod census;
 pub mod cri;
 pub mod daemons;
 pub mod devroot;
