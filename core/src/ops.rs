@@ -294,6 +294,10 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             crate::reclaim::end(root, id);
             return Err(e);
         }
+    } else if !sidecar.sandbox && (force || status == ContainerStatus::Created) {
+        if let Some(path) = &sidecar.cgroups_path {
+            crate::reclaim::kill_cgroup(path, std::time::Duration::from_secs(10));
+        }
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
     let poststop = late_hooks::take(&container.root, Kind::Poststop)?;

@@ -198,11 +198,7 @@ pub fn reclaim(root: &RuntimeRoot, id: &str, lock: IdLock) {
     if let Ok(mut container) = libcontainer::container::Container::load(dir.clone()) {
         let _ = container.delete(true);
     }
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mounts = pinc_cgroup::mode::cgroup_mounts(&mountinfo);
-    let dirs = pinc_cgroup::teardown::dirs(&mounts, &cgroups_path);
-    pinc_cgroup::teardown::kill_all(&dirs, Duration::from_secs(2));
-    for d in &dirs {
+    for d in &kill_cgroup(&cgroups_path, Duration::from_secs(2)) {
         if let Err(e) = pinc_cgroup::teardown::remove(d) {
             tracing::warn!(target: "pinc", "{e}");
         }
@@ -220,6 +216,18 @@ pub fn reclaim(root: &RuntimeRoot, id: &str, lock: IdLock) {
     }
     end(root, id);
     lock.remove();
+}
+
+/// SIGKILLs everything in the container's cgroup, in every hierarchy, and
+/// waits up to `wait` until it is empty; returns the cgroup's dirs.
+/// libcgroups gives a killed process only ~100 ms to leave before its
+/// rmdir fails, which a loaded node exceeds: `delete` empties it first.
+pub fn kill_cgroup(cgroups_path: &Path, wait: Duration) -> Vec<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts = pinc_cgroup::mode::cgroup_mounts(&mountinfo);
+    let dirs = pinc_cgroup::teardown::dirs(&mounts, cgroups_path);
+    pinc_cgroup::teardown::kill_all(&dirs, wait);
+    dirs
 }
 
 /// pinc's cgroupsPath for a container whose spec names none (see create).
