@@ -112,8 +112,28 @@ impl Ledger {
         }
     }
 
+    fn tmp_path(&self) -> PathBuf {
+        self.path.with_extension("json.tmp")
+    }
+
+    /// Removes the temporary file of a write whose pinc was killed before
+    /// its rename (the ledger itself is whole: the rename never happened).
+    pub fn sweep(root: &RuntimeRoot) -> Result<(), LedgerError> {
+        if !root
+            .path()
+            .join(".pinc/ledger/allocations.json.tmp")
+            .exists()
+        {
+            return Ok(());
+        }
+        let ledger = Self::open(root)?;
+        let _lock = ledger.lock()?;
+        let _ = fs::remove_file(ledger.tmp_path());
+        Ok(())
+    }
+
     fn write(&self, allocations: &[Allocation]) -> Result<(), LedgerError> {
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = self.tmp_path();
         let err = |source| LedgerError::Write {
             path: self.path.clone(),
             source,

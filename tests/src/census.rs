@@ -519,11 +519,14 @@ fn processes(scope: &Scope, c: &mut Census) {
         if state == 'Z' && ppid == scope.parent_pid {
             c.zombies.push(format!("{pid} {comm}"));
         }
+        // A zombie holds only its pid; it is its adopter's to reap (an
+        // orphaned container init goes to the nearest subreaper).
+        let dead = matches!(state, 'Z' | 'X');
         if let Some((id, path)) = fs::read_to_string(dir.join("cgroup"))
             .ok()
             .and_then(|t| pinc_cgroup_of(&t))
         {
-            if scope.id_matches(&id) {
+            if scope.id_matches(&id) && !dead {
                 c.cgroup_procs.push(format!("{pid} {comm} {path}"));
             }
         }

@@ -7,6 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
+use pinc_tests::census::{Census, Scope};
 use pinc_tests::{output_via_files, require_root, stderr, unique_id, wait_bounded, Bundle, Pinc};
 
 /// Every crash point, in the order the commands pass them.
@@ -41,66 +42,45 @@ fn bundle(args: &[&str]) -> Bundle {
     bundle
 }
 
-/// Everything of `ids` (and of the root) found on the node.
-fn census(pinc: &Pinc, ids: &[String]) -> Vec<String> {
-    let mut found: Vec<String> = pinc.leftovers();
-    found.extend(pinc.private_leftovers());
-    let ledger = pinc.root.path().join(".pinc/ledger/allocations.json");
-    if let Ok(text) = fs::read_to_string(&ledger) {
-        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("ledger json");
-        found.extend(entries.iter().map(|e| format!("ledger entry {e}")));
-    }
-    for id in ids {
-        for hierarchy in fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
-            let dir = hierarchy.path().join("pinc").join(id);
-            if dir.exists() {
-                found.push(dir.display().to_string());
-            }
-        }
-        found.extend(pinc_tests::mounts_mentioning(id));
-    }
-    found.extend(pinc_tests::mounts_mentioning(
-        pinc.root.path().to_str().expect("utf8"),
-    ));
-    found.extend(forked_processes(ids, pinc.root.path()));
-    found
+/// What this test's containers hold on the node, against a baseline taken
+/// before the first: the shared census (state, private files, cgroups in
+/// every hierarchy, mounts, ledger, processes), limited to ids with
+/// `prefix` so that other tests running meanwhile do not count.
+struct Node {
+    scope: Scope,
+    baseline: Census,
 }
 
-/// Live processes libcontainer forked for a container that never exec'd,
-/// or that run with our root in their command line.
-fn forked_processes(ids: &[String], root: &Path) -> Vec<String> {
-    let root = root.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for e in fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
-        if zombie || pid == std::process::id() as i32 {
-            continue;
-        }
-        let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        let cgroups = fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        let args = fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let args = String::from_utf8_lossy(&args).replace('\0', " ");
-        let in_ours = ids
-            .iter()
-            .any(|id| cgroups.contains(&format!("/pinc/{id}\n")));
-        // Forked before it joined the cgroup: it still holds our files.
-        let holds_ours = comm.starts_with("youki:[")
-            && fs::read_dir(e.path().join("fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(&root)));
-        if in_ours || holds_ours || args.contains(&root) {
-            found.push(format!("pid {pid} {} ({})", comm.trim(), args.trim()));
+impl Node {
+    fn new(pinc: &Pinc, bundle: &Bundle, prefix: &str) -> Self {
+        let scope = Scope::new(pinc.root.path())
+            .prefix(bundle.path())
+            .ids(prefix);
+        let baseline = Census::take_in(&scope);
+        Self { scope, baseline }
+    }
+
+    /// Fails naming what is left, compared with the baseline. A process
+    /// SIGKILLed a moment ago may still be exiting: a few retries.
+    fn assert_clean(&self, when: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let leaks = self.baseline.diff(&Census::take_in(&self.scope)).leaks();
+            if !leaks.grew() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "left {when}:\n{leaks}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
-    found
+}
+
+/// This process's prefix of `unique_id(name)`.
+fn prefix(name: &str) -> String {
+    format!("{name}-{}-", std::process::id())
 }
 
 /// pinc with `PINC_CRASH_AT=step`; asserts that it died there.
@@ -120,8 +100,7 @@ fn crash(pinc: &Pinc, step: &str, args: &[&str]) {
 /// After a crash and one command that looks (`list`): the container is
 /// either whole (its state loads) or entirely gone; `delete --force` then
 /// leaves nothing.
-fn settle(pinc: &Pinc, id: &str, step: &str) {
-    let ids = [id.to_string()];
+fn settle(pinc: &Pinc, node: &Node, id: &str, step: &str) {
     pinc.ok(&["list"]);
     let out = pinc.output(&["state", id]);
     if !out.status.success() {
@@ -130,14 +109,10 @@ fn settle(pinc: &Pinc, id: &str, step: &str) {
             "{step}: {}",
             stderr(&out)
         );
-        assert_eq!(census(pinc, &ids), Vec::<String>::new(), "after {step}");
+        node.assert_clean(&format!("after {step}"));
     }
     pinc.ok(&["delete", "--force", id]);
-    assert_eq!(
-        census(pinc, &ids),
-        Vec::<String>::new(),
-        "after {step} and delete"
-    );
+    node.assert_clean(&format!("after {step} and delete"));
 }
 
 #[test]
@@ -146,21 +121,20 @@ fn a_kill_after_any_step_leaves_a_whole_container_or_nothing() {
     let pinc = Pinc::new();
     let b = bundle(&["sleep", "60"]);
     let path = b.path().to_str().expect("utf8");
-    assert_eq!(census(&pinc, &[]), Vec::<String>::new(), "baseline");
+    let node = Node::new(&pinc, &b, &prefix("crash"));
     for step in CREATE {
         let id = unique_id("crash");
         crash(&pinc, step, &["create", "-b", path, &id]);
         // A create that did not finish is no container at all.
         pinc.ok(&["list"]);
-        let ids = [id.clone()];
-        assert_eq!(census(&pinc, &ids), Vec::<String>::new(), "after {step}");
+        node.assert_clean(&format!("after {step}"));
         assert!(pinc.fails(&["state", &id]).contains("does not exist"));
     }
     for step in START {
         let id = unique_id("crash");
         pinc.ok(&["create", "-b", path, &id]);
         crash(&pinc, step, &["start", &id]);
-        settle(&pinc, &id, step);
+        settle(&pinc, &node, &id, step);
     }
     for step in EXEC {
         let id = unique_id("crash");
@@ -173,13 +147,13 @@ fn a_kill_after_any_step_leaves_a_whole_container_or_nothing() {
             !views.iter().any(|v| v.starts_with("exec/")),
             "{step}: {views:?}"
         );
-        settle(&pinc, &id, step);
+        settle(&pinc, &node, &id, step);
     }
     for step in DELETE {
         let id = unique_id("crash");
         pinc.ok(&["run", "-d", "-b", path, &id]);
         crash(&pinc, step, &["delete", "--force", &id]);
-        settle(&pinc, &id, step);
+        settle(&pinc, &node, &id, step);
     }
 }
 
@@ -190,6 +164,7 @@ fn delete_force_removes_a_container_whose_state_file_is_torn() {
     require_root();
     let pinc = Pinc::new();
     let b = bundle(&["sleep", "60"]);
+    let node = Node::new(&pinc, &b, &prefix("torn"));
     let id = unique_id("torn");
     pinc.ok(&["run", "-d", "-b", b.path().to_str().expect("utf8"), &id]);
     let init = pinc.state(&id)["pid"].as_i64().expect("pid");
@@ -204,7 +179,7 @@ fn delete_force_removes_a_container_whose_state_file_is_torn() {
     let err = pinc.fails(&["delete", &id]);
     assert!(err.contains(&id), "{err}");
     pinc.ok(&["delete", "--force", &id]);
-    assert_eq!(census(&pinc, &[id]), Vec::<String>::new());
+    node.assert_clean("after delete --force");
     assert!(
         !Path::new(&format!("/proc/{init}")).exists()
             || fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| s.contains(") Z")),
@@ -244,6 +219,7 @@ fn two_hundred_random_kills_leave_a_clean_node_after_one_reclaim() {
     let pinc = Pinc::new();
     let b = bundle(&["sleep", "60"]);
     let path = b.path().to_str().expect("utf8");
+    let node = Node::new(&pinc, &b, &prefix("rk"));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -251,7 +227,6 @@ fn two_hundred_random_kills_leave_a_clean_node_after_one_reclaim() {
         | 1;
     eprintln!("random kills: seed {seed}");
     let mut rng = Rng(seed);
-    let mut ids = Vec::new();
     for round in 0..200 {
         let id = unique_id("rk");
         let delay = Duration::from_micros(rng.next() % 30_000);
@@ -266,7 +241,6 @@ fn two_hundred_random_kills_leave_a_clean_node_after_one_reclaim() {
                 kill_after(&pinc, &["delete", "--force", &id], delay);
             }
         }
-        ids.push(id);
         // Every container left must be whole: its state loads.
         let listed: Vec<serde_json::Value> =
             serde_json::from_str(&pinc.ok(&["list", "--format", "json"])).expect("list json");
@@ -274,7 +248,6 @@ fn two_hundred_random_kills_leave_a_clean_node_after_one_reclaim() {
             let id = c["id"].as_str().expect("id");
             pinc.ok(&["delete", "--force", id]);
         }
-        let found = census(&pinc, &ids);
-        assert_eq!(found, Vec::<String>::new(), "round {round} (seed {seed})");
+        node.assert_clean(&format!("in round {round} (seed {seed})"));
     }
 }
