@@ -300,7 +300,13 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         }
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
-    let poststop = late_hooks::take(&container.root, Kind::Poststop)?;
+    let poststop = match late_hooks::take(&container.root, Kind::Poststop) {
+        Ok(hooks) => hooks,
+        Err(e) => {
+            crate::reclaim::end(root, id);
+            return Err(e);
+        }
+    };
     if let Err(e) = container.delete(force) {
         poststop.restore(&container.root);
         crate::reclaim::end(root, id);
