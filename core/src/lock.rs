@@ -82,10 +82,10 @@ impl Drop for IdLock {
     }
 }
 
-/// Opens (creating) a lock file, private and close-on-exec.
-fn open(path: &Path) -> Result<File, LockError> {
+/// Opens (creating, when `create`) a lock file, private and close-on-exec.
+fn open(path: &Path, create: bool) -> Result<File, LockError> {
     OpenOptions::new()
-        .create(true)
+        .create(create)
         .read(true)
         .write(true)
         .mode(0o600)
@@ -128,7 +128,7 @@ impl IdLock {
         loop {
             claim(&path, true);
             // A waiting lock is granted or fails; never None.
-            if let Some(lock) = Self::take(root, path.clone(), true)? {
+            if let Some(lock) = Self::take(root, path.clone(), true, true)? {
                 return Ok(lock);
             }
         }
@@ -140,16 +140,39 @@ impl IdLock {
         if !claim(&path, false) {
             return Ok(None);
         }
-        Self::take(root, path, false)
+        Self::take(root, path, false, true)
+    }
+
+    /// Like `try_acquire`, but only where the lock file exists: a sweep
+    /// must not make lock files (a command finishing meanwhile has just
+    /// removed its own).
+    pub fn try_acquire_existing(root: &RuntimeRoot, id: &str) -> Result<Option<Self>, LockError> {
+        let path = root.private_dir("locks")?.join(id);
+        if !claim(&path, false) {
+            return Ok(None);
+        }
+        match Self::take(root, path, false, false) {
+            Err(LockError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// Locks `path`, claimed by this process already; the claim ends with
     /// the returned lock, or here when there is none.
-    fn take(root: &RuntimeRoot, path: PathBuf, wait: bool) -> Result<Option<Self>, LockError> {
+    fn take(
+        root: &RuntimeRoot,
+        path: PathBuf,
+        wait: bool,
+        create: bool,
+    ) -> Result<Option<Self>, LockError> {
         // From here the claim is released by IdLock's drop.
         let mut lock = Self { file: None, path };
         loop {
-            let file = open(&lock.path)?;
+            let file = open(&lock.path, create)?;
             root.hand_over(&lock.path);
             let locked = lock_file(&file, wait).map_err(|source| LockError::Lock {
                 path: lock.path.clone(),

@@ -86,11 +86,23 @@ pub fn reclaim_if_dead(root: &RuntimeRoot, id: &str) -> Result<bool> {
     if !pending(root, id) {
         return Ok(false);
     }
-    let Some(lock) = IdLock::try_acquire(root, id)? else {
-        return Ok(false); // A live command holds it.
+    let lock = match IdLock::try_acquire_existing(root, id)? {
+        Some(lock) => lock,
+        // A journal whose lock file is gone (removed by hand): dead too.
+        None if !root.path().join(".pinc/locks").join(id).exists() => {
+            match IdLock::try_acquire(root, id)? {
+                Some(lock) => lock,
+                None => return Ok(false),
+            }
+        }
+        None => return Ok(false), // A live command holds it.
     };
     // Re-checked under the lock: the command may have finished meanwhile.
     if !pending(root, id) {
+        // A failed create removed its lock file just before we made one.
+        if !root.container_dir(id).exists() {
+            lock.remove();
+        }
         return Ok(false);
     }
     reclaim(root, id, lock);
@@ -104,8 +116,11 @@ pub fn sweep(root: &RuntimeRoot) {
     for name in names(&journal) {
         if let Some(id) = name.strip_suffix(TMP) {
             // An entry whose writer died before it was complete.
-            if let Ok(Some(_lock)) = IdLock::try_acquire(root, id) {
+            if let Ok(Some(lock)) = IdLock::try_acquire_existing(root, id) {
                 let _ = fs::remove_file(journal.join(&name));
+                if !root.container_dir(id).exists() && !pending(root, id) {
+                    lock.remove();
+                }
             }
             continue;
         }
@@ -141,7 +156,7 @@ pub fn sweep_all(root: &RuntimeRoot) {
         if root.container_dir(&id).exists() || pending(root, &id) {
             continue;
         }
-        if let Ok(Some(lock)) = IdLock::try_acquire(root, &id) {
+        if let Ok(Some(lock)) = IdLock::try_acquire_existing(root, &id) {
             // Re-checked under the lock: a create may have made it meanwhile.
             if !root.container_dir(&id).exists() && !pending(root, &id) {
                 lock.remove();
