@@ -68,9 +68,15 @@ impl Shim for PincShim {
         let config = ShimConfig::saved(&self.bundle);
         let exits = Arc::new(Exits::default());
         crate::reaper::start(exits.clone(), |_, _| {}).map_err(shim_error)?;
-        let pinc = Pinc::new(&config, &self.namespace, exits);
+        let pinc = Pinc::for_cleanup(&config, &self.namespace, exits);
+        // containerd runs this action after the shim died and, with no log
+        // fifo, logs its stderr ("cleanup warnings"): say there what failed.
+        // A container pinc does not know (state gone, or never created) is
+        // not a failure of the cleanup; the response stays valid either way.
         if let Err(e) = pinc.simple(&self.bundle, &["delete", "--force", &self.id]) {
-            tracing::warn!("cleanup of {}: {e}", self.id);
+            if !crate::service::gone(&e) {
+                eprintln!("cleanup of {} in {}: {e}", self.id, pinc.root.display());
+            }
         }
         crate::mounts::unmount_rootfs(&self.bundle);
         let mut resp = DeleteResponse::new();
