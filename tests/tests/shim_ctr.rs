@@ -5,16 +5,19 @@
 //! One #[test]: the scenarios share the daemon and run in order; each
 //! scenario's failure is recorded and reported at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use pinc_tests::daemons::{
-    describe, docker_save_archive, ok, rootfs_tar, run_with_input, run_with_timeout, short_tempdir,
-    wait_until, Containerd, Scenarios, CMD_TIMEOUT,
+    describe, docker_save_archive, kill_processes_mentioning, ok, rootfs_tar, run_with_input,
+    run_with_timeout, short_tempdir, wait_until, Containerd, Scenarios, CMD_TIMEOUT,
 };
 use pinc_tests::shim::{
-    containerd_with_shim, mounts_under, rss_kb, shim_bin, shim_pids, shim_root, zombies_of, RUNTIME,
+    alive, containerd_with_shim, leftovers, mounts_under, pids_mentioning, rss_kb, serving_shim,
+    shim_bin, shim_pids, shim_root, zombies_of, RUNTIME,
 };
 use pinc_tests::{require_root, stderr, stdout};
 
@@ -485,6 +488,159 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         assert!(!state.exists(), "pinc state left at {}", state.display());
     });
 
+    // A SIGKILLed shim: containerd sees its connection close, runs the shim
+    // binary's `delete` action (pinc's runs `pinc delete --force` in the
+    // root the bundle's saved config names) and drops the task. What
+    // containerd does with runc's shim in the same spot is the bar.
+    s.run("a SIGKILLed shim: the task goes, nothing is left", || {
+        let runc_root = Containerd::runc_root(&ns);
+        let runc = kill_shim_under_running_task(
+            &c,
+            ("io.containerd.runc.v2", "containerd-shim-runc-v2"),
+            &runc_root,
+            "shimkill-runc",
+        );
+        let pinc = kill_shim_under_running_task(
+            &c,
+            (RUNTIME, "containerd-shim-pinc-v2"),
+            &shim_root(&ns),
+            "shimkill-pinc",
+        );
+        eprintln!(
+            "after a SIGKILLed shim `ctr task ls` shows the task as: runc {:?}, pinc {:?} \
+             (None: not listed); runc's problems: {:?}",
+            runc.0, pinc.0, runc.1
+        );
+        assert!(pinc.1.is_empty(), "pinc's shim: {:#?}", pinc.1);
+        assert_eq!(
+            pinc.0, runc.0,
+            "ctr task ls shows pinc's task otherwise than runc's"
+        );
+    });
+
+    s.run(
+        "a shim SIGKILLed during create: cleaned up each time",
+        || {
+            // A fresh spread of delays on each run (printed with any failure).
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1;
+            let mut failures = Vec::new();
+            let mut landed_in_create = 0;
+            for n in 0..6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let delay = Duration::from_millis(seed % 150);
+                let id = format!("shimcreate-{n}");
+                let (created, problems) = kill_shim_during_create(&c, &id, &[], None, delay);
+                if !created {
+                    landed_in_create += 1;
+                }
+                if !problems.is_empty() {
+                    failures.push(format!(
+                        "{id} killed {delay:?} after its shim started: {problems:#?}"
+                    ));
+                }
+            }
+            eprintln!("shim kills that failed the `ctr run`: {landed_in_create} of 6");
+            assert!(failures.is_empty(), "{failures:#?}");
+        },
+    );
+
+    s.run("a shim SIGKILLed while pinc create runs a slow hook", || {
+        // pinc with a createRuntime hook that sleeps: pinc create holds the
+        // id lock for a minute. Its shim dies meanwhile; the delete action
+        // must still finish within containerd's cleanup timeout (5 s), so
+        // that containerd removes the bundle and nothing waits on the hook.
+        let marker = format!("pinc-slow-hook-{}", std::process::id());
+        let wrapper = work.path().join("pinc-slow-create");
+        let hook = format!(
+            r#"{{"hooks":{{"createRuntime":[{{"path":"/bin/sleep","args":["{marker}","60"]}}]}},"#
+        );
+        let script = format!(
+            "#!/bin/sh\nfor a; do [ \"$prev\" = --bundle ] && b=$a; prev=$a; done\n\
+             [ -n \"$b\" ] && sed -i '1s/^{{/{}/' \"$b/config.json\"\nexec {} \"$@\"\n",
+            hook.replace('/', "\\/"),
+            pinc_tests::daemons::pinc_abs().display()
+        );
+        std::fs::write(&wrapper, script).expect("write the pinc wrapper");
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod the pinc wrapper");
+        let cfg = work.path().join("pinc-slow.json");
+        let json = format!("{{\"binary\": \"{}\"}}", wrapper.display());
+        std::fs::write(&cfg, json).expect("write shim config");
+        let cfg_s = cfg.to_string_lossy().into_owned();
+        let id = "shimslow";
+        let (created, mut problems) = kill_shim_during_create(
+            &c,
+            id,
+            &["--runtime-config-path", &cfg_s],
+            Some(&marker),
+            Duration::ZERO,
+        );
+        let log = std::fs::read_to_string(&c.d.log).unwrap_or_default();
+        let tag = format!("id={id} ");
+        let failed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&tag) && l.contains("failed to clean up after shim disconnected"))
+            .collect();
+        kill_processes_mentioning(&marker);
+        assert!(!created, "ctr run succeeded although its shim died in create");
+        if !failed.is_empty() {
+            problems.push(format!("containerd's cleanup failed: {failed:?}"));
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    });
+
+    s.run(
+        "the delete action: torn or missing state, a valid response",
+        || {
+            // containerd runs `<shim> -namespace N -address A -id ID delete` in
+            // the bundle after a shim died; the container's state may be torn
+            // (a pinc killed while writing it) or never have been written.
+            let root = short_tempdir("pinc-shim-torn-");
+            let bundle = short_tempdir("pinc-shim-bundle-");
+            let json = format!("{{\"root\": \"{}\"}}", root.path().display());
+            std::fs::write(bundle.path().join("pinc-shim.json"), json).expect("write shim config");
+            let ns_root = root.path().join(&ns);
+            let torn = ns_root.join("shimtorn");
+            std::fs::create_dir_all(&torn).expect("state dir");
+            std::fs::write(torn.join("state.json"), b"").expect("empty state.json");
+            for id in ["shimtorn", "shimnever"] {
+                let out = run_with_timeout(
+                    Command::new(&shim)
+                        .args([
+                            "-namespace",
+                            &ns,
+                            "-address",
+                            "/nonexistent",
+                            "-id",
+                            id,
+                            "delete",
+                        ])
+                        .current_dir(bundle.path())
+                        .env("TTRPC_ADDRESS", "/nonexistent"),
+                    CMD_TIMEOUT,
+                );
+                assert!(out.status.success(), "{id}: {}", describe(&out));
+                // DeleteResponse.exit_status (field 2, varint) = 137 (SIGKILL).
+                assert!(
+                    out.stdout.windows(3).any(|w| w == [0x10, 0x89, 0x01]),
+                    "{id}: no exit status 137 in the response {:02x?}",
+                    out.stdout
+                );
+                assert!(stderr(&out).trim().is_empty(), "{id}: {}", describe(&out));
+            }
+            let left = leftovers(&ns_root, "shimtorn");
+            assert!(left.is_empty(), "the torn container is left: {left:?}");
+        },
+    );
+
     s.run("afterwards: no shim, no mounts", || {
         assert!(
             wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
@@ -503,6 +659,193 @@ fn ctr_runs_containers_through_the_pinc_shim() {
     });
 
     s.finish();
+}
+
+/// Runs a `sleep 600` task with `runtime` (and its shim `binary`), SIGKILLs
+/// the shim, waits until containerd notices, then cleans up as a client
+/// would and takes the census of `root` (the runtime's state root). Returns
+/// what `ctr task ls` showed after the notice (None: not listed) and
+/// everything that went wrong.
+fn kill_shim_under_running_task(
+    c: &Ctr,
+    (runtime, binary): (&str, &str),
+    root: &Path,
+    id: &str,
+) -> (Option<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let out = c.out(&Ctr::run_args(runtime, &["-d"], id, &["sleep", "600"]));
+    if !out.status.success() {
+        return (None, vec![format!("ctr run: {}", describe(&out))]);
+    }
+    let bundle = c.bundle(id);
+    let (pid, status) = c.task(id).unwrap_or((-1, String::new()));
+    if status != "RUNNING" {
+        problems.push(format!("task {id} is {status:?} before the kill"));
+    }
+    let init = i32::try_from(pid).unwrap_or(-1);
+    // The census sees the live container, or it could not see a leak.
+    let before = leftovers(root, id);
+    for kind in ["state ", "cgroup ", "process ", "mount "] {
+        if !before.iter().any(|l| l.starts_with(kind)) {
+            problems.push(format!(
+                "the census found no {kind}of the live task: {before:?}"
+            ));
+        }
+    }
+    let Some(shim) = serving_shim(binary, &c.ns, id) else {
+        problems.push(format!("no {binary} serves {id}"));
+        c.remove(id);
+        return (None, problems);
+    };
+    kill(Pid::from_raw(shim), Signal::SIGKILL).expect("SIGKILL the shim");
+    // A task listed RUNNING with a dead shim would be a lie.
+    let noticed = wait_until(Duration::from_secs(20), || {
+        !alive(shim) && c.task(id).is_none_or(|(_, s)| s != "RUNNING")
+    });
+    let seen = c.task(id).map(|(_, s)| s);
+    if !noticed {
+        problems.push(format!("20 s after its shim died, task {id} is {seen:?}"));
+    }
+    clean_up_after_kill(c, id, seen.is_some(), &mut problems);
+    let clean = wait_until(Duration::from_secs(10), || {
+        leftovers(root, id).is_empty() && !alive(init)
+    });
+    if !clean {
+        problems.push(format!(
+            "left: {:?}; init {init} alive: {}",
+            leftovers(root, id),
+            alive(init)
+        ));
+    }
+    if bundle.exists() || !mounts_under(&bundle).is_empty() {
+        problems.push(format!(
+            "bundle {} left, mounts {:?}",
+            bundle.display(),
+            mounts_under(&bundle)
+        ));
+    }
+    (seen, problems)
+}
+
+/// Deletes what containerd still lists of `id` after its shim died, as a
+/// client would: a listed task with `task rm -f`; a task no longer listed
+/// must be unknown to `task rm` and `task kill` alike; the container record
+/// must go with `container rm`.
+fn clean_up_after_kill(c: &Ctr, id: &str, listed: bool, problems: &mut Vec<String>) {
+    if listed {
+        let out = c.out(&["task", "rm", "-f", id]);
+        if !out.status.success() {
+            problems.push(format!("task rm -f of the listed task: {}", describe(&out)));
+        }
+    } else {
+        for args in [["task", "rm", id], ["task", "kill", id]] {
+            let out = c.out(&args);
+            if out.status.success() || !stderr(&out).contains("not found") {
+                problems.push(format!("{args:?} of a task not listed: {}", describe(&out)));
+            }
+        }
+    }
+    let out = c.out(&["container", "rm", id]);
+    if !out.status.success() {
+        problems.push(format!("container rm: {}", describe(&out)));
+    }
+    let listed = c.ok(&["container", "ls", "-q"]);
+    if listed.lines().any(|l| l.trim() == id) {
+        problems.push(format!("container {id} still listed: {listed}"));
+    }
+}
+
+/// Starts `ctr run -d <extra> IMAGE id sleep 600` through pinc's shim,
+/// SIGKILLs the shim `delay` after it appears (and, with `marker`, after a
+/// process whose command line holds it runs: a hook of pinc create), then
+/// cleans up and takes the census. Returns whether `ctr run` succeeded (the
+/// kill came after the create) and everything that went wrong.
+fn kill_shim_during_create(
+    c: &Ctr,
+    id: &str,
+    extra: &[&str],
+    marker: Option<&str>,
+    delay: Duration,
+) -> (bool, Vec<String>) {
+    let mut problems = Vec::new();
+    let bundle = c.bundle(id);
+    let log_path = c.d.dir().join(format!("{id}.ctr.log"));
+    let log = std::fs::File::create(&log_path).expect("ctr log");
+    let mut args = vec!["-d"];
+    args.extend_from_slice(extra);
+    let mut run = c
+        .cmd(&Ctr::run_args(RUNTIME, &args, id, &["sleep", "600"]))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .expect("ctr run");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shim = loop {
+        if let Some(pid) = serving_shim("containerd-shim-pinc-v2", &c.ns, id) {
+            break Some(pid);
+        }
+        if Instant::now() >= deadline || run.try_wait().ok().flatten().is_some() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let hook_ran = marker
+        .is_none_or(|m| wait_until(Duration::from_secs(20), || !pids_mentioning(m).is_empty()));
+    if !hook_ran {
+        problems.push("the slow hook never ran".to_string());
+    }
+    std::thread::sleep(delay);
+    let before = leftovers(&shim_root(&c.ns), id);
+    if marker.is_some() && !before.iter().any(|l| l.starts_with("journal ")) {
+        problems.push(format!("no create under way at the kill: {before:?}"));
+    }
+    match shim {
+        Some(pid) => kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the shim"),
+        None => problems.push("the shim never started".to_string()),
+    }
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    let status = loop {
+        if let Some(st) = run.try_wait().expect("wait ctr run") {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let created = status.is_some_and(|s| s.success());
+    if status.is_none() {
+        problems.push("ctr run did not end after its shim died".to_string());
+    }
+    let noticed = wait_until(Duration::from_secs(20), || {
+        shim.is_none_or(|p| !alive(p)) && c.task(id).is_none_or(|(_, s)| s != "RUNNING")
+    });
+    let seen = c.task(id).map(|(_, s)| s);
+    if !noticed {
+        problems.push(format!("20 s after its shim died, task {id} is {seen:?}"));
+    }
+    clean_up_after_kill(c, id, seen.is_some(), &mut problems);
+    let root = shim_root(&c.ns);
+    if !wait_until(Duration::from_secs(20), || leftovers(&root, id).is_empty()) {
+        problems.push(format!("left: {:?}", leftovers(&root, id)));
+    }
+    if bundle.exists() || !mounts_under(&bundle).is_empty() {
+        problems.push(format!(
+            "bundle {} left, mounts {:?}",
+            bundle.display(),
+            mounts_under(&bundle)
+        ));
+    }
+    if !problems.is_empty() {
+        problems.push(format!(
+            "ctr run said: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        ));
+    }
+    (created, problems)
 }
 
 /// ctr as script(1) runs it (from PATH, like the harness's `require_bin`).
