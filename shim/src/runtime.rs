@@ -279,6 +279,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_child_dies_with_the_thread_that_spawned_it() {
+        // run() waits for pinc in the thread that spawned it, so that thread
+        // ends only when the shim does; here it ends at once.
+        let child = std::thread::spawn(|| {
+            let me = nix::unistd::getpid();
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            // SAFETY: as in Pinc::command.
+            unsafe {
+                cmd.pre_exec(move || die_with(me));
+            }
+            cmd.spawn().expect("spawn sleep")
+        })
+        .join()
+        .expect("spawning thread");
+        let mut child = child;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break Some(st);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_spawn_after_the_parent_changed_fails() {
+        let mut cmd = Command::new("true");
+        let not_my_parent = nix::unistd::Pid::from_raw(1);
+        // SAFETY: as in Pinc::command.
+        unsafe {
+            cmd.pre_exec(move || die_with(not_my_parent));
+        }
+        let err = cmd
+            .spawn()
+            .expect_err("a child whose parent is not the shim");
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
+    }
+
+    #[test]
     fn last_error_line() {
         let dir = std::env::temp_dir().join(format!("pinc-shim-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
