@@ -67,6 +67,12 @@ impl Pinc {
 
     fn command(&self, bundle: &Path) -> Command {
         let mut cmd = Command::new(&self.binary);
+        // Not the shim's own cwd: a pod shim started in its first
+        // container's bundle, which goes when that container is deleted,
+        // and pinc cannot start in a deleted directory.
+        if bundle.is_dir() {
+            cmd.current_dir(bundle);
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")

@@ -374,8 +374,21 @@ fn ctr_runs_containers_through_the_pinc_shim() {
                 Some("RUNNING"),
                 "the pod's other container must survive"
             );
+            // The shim started in pod-a's bundle, which is gone now: its
+            // pinc calls for pod-b must not depend on that cwd.
+            let out = c.out(&["task", "exec", "--exec-id", "pe1", "pod-b", "echo", "still"]);
             c.remove("pod-b");
             c.remove("alone");
+            assert_eq!(
+                stdout(&out),
+                "still\n",
+                "exec after pod-a went: {}",
+                describe(&out)
+            );
+            assert!(
+                !c.ok(&["container", "ls", "-q"]).contains("pod-b"),
+                "pod-b was not removed"
+            );
         },
     );
 
