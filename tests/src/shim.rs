@@ -207,3 +207,23 @@ pub fn pids_mentioning(needle: &str) -> Vec<i32> {
         })
         .unwrap_or_default()
 }
+
+/// Removes the parent cgroup containerd makes for namespace `ns` in every
+/// hierarchy (`/sys/fs/cgroup/<h>/<ns>`: a task's cgroup is `/<ns>/<id>`
+/// and the runtimes remove only the leaf); returns the ones still in use.
+pub fn remove_namespace_cgroups(ns: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for h in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = h.path().join(ns);
+        if dir.is_dir() {
+            if let Err(e) = fs::remove_dir(&dir) {
+                left.push(format!("{}: {e}", dir.display()));
+            }
+        }
+    }
+    left
+}

@@ -14,8 +14,8 @@ use pinc_tests::daemons::{
     run_with_timeout, short_tempdir, wait_until, Containerd, Scenarios, CMD_TIMEOUT,
 };
 use pinc_tests::shim::{
-    containerd_with_shim, leftovers, mounts_under, rss_kb, shim_bin, shim_pids, shim_root,
-    zombies_of, RUNTIME,
+    containerd_with_shim, leftovers, mounts_under, remove_namespace_cgroups, rss_kb, shim_bin,
+    shim_pids, shim_root, zombies_of, RUNTIME,
 };
 use pinc_tests::{require_root, stderr, stdout};
 
@@ -673,6 +673,28 @@ fn ctr_runs_containers_through_the_pinc_shim() {
             mounts_under(&tasks)
         );
     });
+
+    s.run(
+        "afterwards: pinc's root and the namespace's cgroups go",
+        || {
+            let root = shim_root(&ns);
+            let entries: Vec<String> = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".pinc")
+                .collect();
+            assert!(
+                entries.is_empty(),
+                "containers left in {}: {entries:?}",
+                root.display()
+            );
+            let _ = std::fs::remove_dir_all(&root);
+            let left = remove_namespace_cgroups(&ns);
+            assert!(left.is_empty(), "namespace cgroups in use: {left:?}");
+        },
+    );
 
     s.finish();
 }
