@@ -50,14 +50,18 @@ impl ShimConfig {
     }
 
     /// Kept in the bundle for `containerd-shim-pinc-v2 delete`, which runs
-    /// after the shim died and gets no options.
+    /// after the shim died and gets no options. Written whole or not at all
+    /// (a shim killed mid-write must not leave a torn file that sends the
+    /// cleanup to the default root).
     pub fn save(&self, bundle: &Path) -> Result<()> {
         let path = bundle.join(SAVED);
+        let tmp = bundle.join(format!("{SAVED}.tmp"));
         let text = serde_json::to_vec(self).map_err(|source| Error::Json {
             what: "the shim config",
             source,
         })?;
-        std::fs::write(&path, text).map_err(Error::io("failed to write", &path))
+        std::fs::write(&tmp, text).map_err(Error::io("failed to write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io("failed to rename to", &path))
     }
 
     /// The config saved by [`ShimConfig::save`], or the default.
@@ -163,6 +167,20 @@ mod tests {
         bytes.extend_from_slice(b"/etc/p.json");
         let o = RuntimeOptions::decode(&bytes).expect("decode");
         assert_eq!(o.config_path, "/etc/p.json");
+    }
+
+    #[test]
+    fn saved_config_round_trips_and_a_torn_one_is_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = ShimConfig {
+            root: Some(PathBuf::from("/x/root")),
+            ..Default::default()
+        };
+        c.save(dir.path()).expect("save");
+        assert_eq!(ShimConfig::saved(dir.path()), c);
+        assert!(!dir.path().join(format!("{SAVED}.tmp")).exists());
+        std::fs::write(dir.path().join(SAVED), b"{\"root\": \"/x").expect("write");
+        assert_eq!(ShimConfig::saved(dir.path()), ShimConfig::default());
     }
 
     #[test]

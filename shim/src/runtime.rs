@@ -1,10 +1,19 @@
 //! Runs the `pinc` binary with runc's command lines, as containerd's runc
 //! shim runs runc. The container operations (and pinc's HPC pipeline) happen
 //! in pinc; a crash there cannot take the shim down.
+//!
+//! The serving shim's pinc commands die with it (parent-death signal): a
+//! `pinc create` left running after a SIGKILLed shim would hold the id lock
+//! (a hook may take any time), so the `delete` action's `pinc delete --force`
+//! would wait behind it past containerd's cleanup timeout. Killed instead, it
+//! leaves a journal that this delete reclaims at once. The `delete` action's
+//! own pinc is not tied to it: if containerd gives up on the action, that
+//! pinc still finishes the cleanup.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -31,9 +40,12 @@ pub struct Pinc {
     systemd_cgroup: bool,
     debug: bool,
     exits: Arc<Exits>,
+    /// SIGKILL each pinc command if the shim dies (see the module's doc).
+    die_with_shim: bool,
 }
 
 impl Pinc {
+    /// The serving shim's pinc: its commands die with the shim.
     pub fn new(config: &ShimConfig, namespace: &str, exits: Arc<Exits>) -> Self {
         Self {
             binary: config.pinc_binary(),
@@ -41,11 +53,26 @@ impl Pinc {
             systemd_cgroup: config.systemd_cgroup,
             debug: config.debug,
             exits,
+            die_with_shim: true,
+        }
+    }
+
+    /// The `delete` action's pinc: its commands outlive the action.
+    pub fn for_cleanup(config: &ShimConfig, namespace: &str, exits: Arc<Exits>) -> Self {
+        Self {
+            die_with_shim: false,
+            ..Self::new(config, namespace, exits)
         }
     }
 
     fn command(&self, bundle: &Path) -> Command {
         let mut cmd = Command::new(&self.binary);
+        // Not the shim's own cwd: a pod shim started in its first
+        // container's bundle, which goes when that container is deleted,
+        // and pinc cannot start in a deleted directory.
+        if bundle.is_dir() {
+            cmd.current_dir(bundle);
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")
@@ -57,6 +84,15 @@ impl Pinc {
         }
         if self.debug {
             cmd.arg("--debug");
+        }
+        if self.die_with_shim {
+            // getpid() in the parent: the child compares its parent with it.
+            let shim = nix::unistd::getpid();
+            // SAFETY: runs in the forked child before exec; prctl, getppid
+            // and the errno read are async-signal-safe and allocate nothing.
+            unsafe {
+                cmd.pre_exec(move || die_with(shim));
+            }
         }
         cmd
     }
@@ -207,6 +243,22 @@ impl Pinc {
     }
 }
 
+/// In a child about to exec: SIGKILL when the thread that forked it ends
+/// (run() waits for the child in that thread, so: when the shim dies), and
+/// fail the spawn if the shim died before the signal was armed.
+fn die_with(shim: nix::unistd::Pid) -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; the trailing
+    // arguments are unused by this option.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if nix::unistd::getppid() != shim {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
 /// The message of the last error line pinc wrote to its JSON log.
 pub fn last_error(log: &Path) -> String {
     let Ok(text) = std::fs::read_to_string(log) else {
@@ -231,6 +283,53 @@ pub fn read_pid(path: &Path) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_dies_with_the_thread_that_spawned_it() {
+        // run() waits for pinc in the thread that spawned it, so that thread
+        // ends only when the shim does; here it ends at once.
+        let child = std::thread::spawn(|| {
+            let me = nix::unistd::getpid();
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            // SAFETY: as in Pinc::command.
+            unsafe {
+                cmd.pre_exec(move || die_with(me));
+            }
+            cmd.spawn().expect("spawn sleep")
+        })
+        .join()
+        .expect("spawning thread");
+        let mut child = child;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break Some(st);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_spawn_after_the_parent_changed_fails() {
+        let mut cmd = Command::new("true");
+        let not_my_parent = nix::unistd::Pid::from_raw(1);
+        // SAFETY: as in Pinc::command.
+        unsafe {
+            cmd.pre_exec(move || die_with(not_my_parent));
+        }
+        let err = cmd
+            .spawn()
+            .expect_err("a child whose parent is not the shim");
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
+    }
 
     #[test]
     fn last_error_line() {

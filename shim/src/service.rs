@@ -363,7 +363,7 @@ impl Inner {
         }
         let (pinc, bundle) = self.with(&req.id, |c| Ok((c.pinc.clone(), c.bundle.clone())))?;
         if let Err(e) = pinc.simple(&bundle, &["delete", "--force", &req.id]) {
-            if !matches!(ttrpc_code(&e), Some(true)) {
+            if !gone(&e) {
                 return Err(e);
             }
         }
@@ -531,13 +531,9 @@ impl Inner {
 }
 
 /// pinc said the container does not exist (it is gone already).
-fn ttrpc_code(e: &Error) -> Option<bool> {
-    match e {
-        Error::Runtime { message, .. } => {
-            Some(message.contains("does not exist") || message.contains("not found"))
-        }
-        _ => None,
-    }
+pub fn gone(e: &Error) -> bool {
+    matches!(e, Error::Runtime { message, .. }
+        if message.contains("does not exist") || message.contains("not found"))
 }
 
 /// Runs `pinc create`/`exec` with pipes, or with a console socket for a

@@ -27,6 +27,23 @@ fn shim_error(e: Error) -> containerd_shim::Error {
     containerd_shim::Error::Other(e.to_string())
 }
 
+/// containerd-shim catches SIGPIPE only to log it (at debug level). Once
+/// containerd stops reading the shim's log fifo (it lives in the bundle of
+/// the pod's first container, and goes when that container is deleted
+/// while the shim serves the others), each log write raises SIGPIPE and
+/// logging it raises the next: the signal thread spins and never reaps a
+/// child again, so every later pinc call waits forever. Ignored, a write to
+/// the closed fifo fails with EPIPE, which the logger drops. Children start
+/// with the default disposition (std resets SIGPIPE on spawn).
+fn ignore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code, and nothing in the shim
+    // relies on receiving SIGPIPE.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) } {
+        tracing::warn!("cannot ignore SIGPIPE: {e}");
+    }
+}
+
 /// One shim per pod: containers of a sandbox share the shim (and socket)
 /// the sandbox's id names; a standalone container gets its own.
 fn grouping(bundle: &Path, id: &str) -> String {
@@ -42,6 +59,8 @@ impl Shim for PincShim {
     type T = Service;
 
     fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        // Runs after containerd-shim installed its signal handlers.
+        ignore_sigpipe();
         let bundle = if args.bundle.is_empty() {
             std::env::current_dir().unwrap_or_default()
         } else {
@@ -68,9 +87,15 @@ impl Shim for PincShim {
         let config = ShimConfig::saved(&self.bundle);
         let exits = Arc::new(Exits::default());
         crate::reaper::start(exits.clone(), |_, _| {}).map_err(shim_error)?;
-        let pinc = Pinc::new(&config, &self.namespace, exits);
+        let pinc = Pinc::for_cleanup(&config, &self.namespace, exits);
+        // containerd runs this action after the shim died and, with no log
+        // fifo, logs its stderr ("cleanup warnings"): say there what failed.
+        // A container pinc does not know (state gone, or never created) is
+        // not a failure of the cleanup; the response stays valid either way.
         if let Err(e) = pinc.simple(&self.bundle, &["delete", "--force", &self.id]) {
-            tracing::warn!("cleanup of {}: {e}", self.id);
+            if !crate::service::gone(&e) {
+                eprintln!("cleanup of {} in {}: {e}", self.id, pinc.root.display());
+            }
         }
         crate::mounts::unmount_rootfs(&self.bundle);
         let mut resp = DeleteResponse::new();
@@ -97,6 +122,19 @@ impl Shim for PincShim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_start_with_the_default_sigpipe() {
+        ignore_sigpipe();
+        let out = std::process::Command::new("grep")
+            .args(["^SigIgn:", "/proc/self/status"])
+            .output()
+            .expect("grep");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16)
+            .expect("SigIgn mask");
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{text}");
+    }
 
     #[test]
     fn groups_by_sandbox() {

@@ -102,3 +102,128 @@ pub fn rss_kb(pid: i32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
+
+/// The serving shim process (`<binary> -namespace <ns> -id <id> ...`, not
+/// its `start` or `delete` action) of task `id` in namespace `ns`.
+pub fn serving_shim(binary: &str, ns: &str, id: &str) -> Option<i32> {
+    let namespace = format!("-namespace {ns} ");
+    let task = format!("-id {id} ");
+    fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .find(|pid| {
+            let c = cmdline(&pid.to_string());
+            c.contains(binary)
+                && c.contains(&namespace)
+                && c.contains(&task)
+                && !matches!(c.split_whitespace().last(), Some("start" | "delete"))
+        })
+}
+
+/// Whether `pid` runs (a zombie or a gone process does not).
+pub fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
+}
+
+fn dirs_named(dir: &Path, id: &str, depth: u32, found: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name().to_string_lossy().contains(id) {
+            found.push(format!("cgroup {}", e.path().display()));
+        } else if depth > 0 {
+            dirs_named(&e.path(), id, depth - 1, found);
+        }
+    }
+}
+
+/// What of container `id` is left on the node, one line per thing: its
+/// state dir in the runtime's state `root`; pinc's journal, staging, exec
+/// view and lock entries for it under `root/.pinc`; cgroup dirs named after
+/// it in every hierarchy under /sys/fs/cgroup (v1, systemd, unified);
+/// processes whose cgroup names it; mounts whose path names it. `id` must
+/// be unique enough that no other name contains it.
+pub fn leftovers(root: &Path, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if root.join(id).exists() {
+        found.push(format!("state {}", root.join(id).display()));
+    }
+    for sub in ["journal", "staging", "exec", "locks"] {
+        let dir = root.join(".pinc").join(sub);
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // `<id>`, an exec view `<id>.<pid>`, a journal being written `<id>~tmp`.
+            let rest = name.strip_prefix(id);
+            if rest.is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('~')) {
+                found.push(format!("{sub} {}", dir.join(&name).display()));
+            }
+        }
+    }
+    for h in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        dirs_named(&h.path(), id, 3, &mut found);
+    }
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if cgroups.lines().any(|l| l.contains(id)) && alive(pid) {
+            found.push(format!(
+                "process {pid} ({})",
+                cmdline(&pid.to_string()).trim()
+            ));
+        }
+    }
+    for l in fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+    {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(3).is_some_and(|r| r.contains(id)) || f.get(4).is_some_and(|m| m.contains(id)) {
+            found.push(format!("mount {}", f.get(4).unwrap_or(&"?")));
+        }
+    }
+    found
+}
+
+/// Pids of processes (other than this one) whose command line holds `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    fs::read_dir("/proc")
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+                .filter(|&pid| pid != me && cmdline(&pid.to_string()).contains(needle))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the parent cgroup containerd makes for namespace `ns` in every
+/// hierarchy (`/sys/fs/cgroup/<h>/<ns>`: a task's cgroup is `/<ns>/<id>`
+/// and the runtimes remove only the leaf); returns the ones still in use.
+pub fn remove_namespace_cgroups(ns: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for h in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = h.path().join(ns);
+        if dir.is_dir() {
+            if let Err(e) = fs::remove_dir(&dir) {
+                left.push(format!("{}: {e}", dir.display()));
+            }
+        }
+    }
+    left
+}

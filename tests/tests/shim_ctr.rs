@@ -10,13 +10,19 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pinc_tests::daemons::{
-    describe, docker_save_archive, ok, rootfs_tar, run_with_input, run_with_timeout, short_tempdir,
-    wait_until, Containerd, Scenarios, CMD_TIMEOUT,
+    describe, docker_save_archive, kill_processes_mentioning, ok, rootfs_tar, run_with_input,
+    run_with_timeout, short_tempdir, wait_until, Containerd, Scenarios, CMD_TIMEOUT,
 };
 use pinc_tests::shim::{
-    containerd_with_shim, mounts_under, rss_kb, shim_bin, shim_pids, shim_root, zombies_of, RUNTIME,
+    containerd_with_shim, leftovers, mounts_under, remove_namespace_cgroups, rss_kb, shim_bin,
+    shim_pids, shim_root, zombies_of, RUNTIME,
 };
 use pinc_tests::{require_root, stderr, stdout};
+
+#[path = "shim_ctr/kills.rs"]
+mod kills;
+
+use kills::{kill_shim_during_create, kill_shim_under_running_task};
 
 const IMAGE: &str = "docker.io/library/busybox:local";
 
@@ -368,8 +374,21 @@ fn ctr_runs_containers_through_the_pinc_shim() {
                 Some("RUNNING"),
                 "the pod's other container must survive"
             );
+            // The shim started in pod-a's bundle, which is gone now: its
+            // pinc calls for pod-b must not depend on that cwd.
+            let out = c.out(&["task", "exec", "--exec-id", "pe1", "pod-b", "echo", "still"]);
             c.remove("pod-b");
             c.remove("alone");
+            assert_eq!(
+                stdout(&out),
+                "still\n",
+                "exec after pod-a went: {}",
+                describe(&out)
+            );
+            assert!(
+                !c.ok(&["container", "ls", "-q"]).contains("pod-b"),
+                "pod-b was not removed"
+            );
         },
     );
 
@@ -485,6 +504,159 @@ fn ctr_runs_containers_through_the_pinc_shim() {
         assert!(!state.exists(), "pinc state left at {}", state.display());
     });
 
+    // A SIGKILLed shim: containerd sees its connection close, runs the shim
+    // binary's `delete` action (pinc's runs `pinc delete --force` in the
+    // root the bundle's saved config names) and drops the task. What
+    // containerd does with runc's shim in the same spot is the bar.
+    s.run("a SIGKILLed shim: the task goes, nothing is left", || {
+        let runc_root = Containerd::runc_root(&ns);
+        let runc = kill_shim_under_running_task(
+            &c,
+            ("io.containerd.runc.v2", "containerd-shim-runc-v2"),
+            &runc_root,
+            "shimkill-runc",
+        );
+        let pinc = kill_shim_under_running_task(
+            &c,
+            (RUNTIME, "containerd-shim-pinc-v2"),
+            &shim_root(&ns),
+            "shimkill-pinc",
+        );
+        eprintln!(
+            "after a SIGKILLed shim `ctr task ls` shows the task as: runc {:?}, pinc {:?} \
+             (None: not listed); runc's problems: {:?}",
+            runc.0, pinc.0, runc.1
+        );
+        assert!(pinc.1.is_empty(), "pinc's shim: {:#?}", pinc.1);
+        assert_eq!(
+            pinc.0, runc.0,
+            "ctr task ls shows pinc's task otherwise than runc's"
+        );
+    });
+
+    s.run(
+        "a shim SIGKILLed during create: cleaned up each time",
+        || {
+            // A fresh spread of delays on each run (printed with any failure).
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1;
+            let mut failures = Vec::new();
+            let mut landed_in_create = 0;
+            for n in 0..6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let delay = Duration::from_millis(seed % 150);
+                let id = format!("shimcreate-{n}");
+                let (created, problems) = kill_shim_during_create(&c, &id, &[], None, delay);
+                if !created {
+                    landed_in_create += 1;
+                }
+                if !problems.is_empty() {
+                    failures.push(format!(
+                        "{id} killed {delay:?} after its shim started: {problems:#?}"
+                    ));
+                }
+            }
+            eprintln!("shim kills that failed the `ctr run`: {landed_in_create} of 6");
+            assert!(failures.is_empty(), "{failures:#?}");
+        },
+    );
+
+    s.run("a shim SIGKILLed while pinc create runs a slow hook", || {
+        // pinc with a createRuntime hook that sleeps: pinc create holds the
+        // id lock for a minute. Its shim dies meanwhile; the delete action
+        // must still finish within containerd's cleanup timeout (5 s), so
+        // that containerd removes the bundle and nothing waits on the hook.
+        let marker = format!("pinc-slow-hook-{}", std::process::id());
+        let wrapper = work.path().join("pinc-slow-create");
+        let hook = format!(
+            r#"{{"hooks":{{"createRuntime":[{{"path":"/bin/sleep","args":["{marker}","60"]}}]}},"#
+        );
+        let script = format!(
+            "#!/bin/sh\nfor a; do [ \"$prev\" = --bundle ] && b=$a; prev=$a; done\n\
+             [ -n \"$b\" ] && sed -i '1s/^{{/{}/' \"$b/config.json\"\nexec {} \"$@\"\n",
+            hook.replace('/', "\\/"),
+            pinc_tests::daemons::pinc_abs().display()
+        );
+        std::fs::write(&wrapper, script).expect("write the pinc wrapper");
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod the pinc wrapper");
+        let cfg = work.path().join("pinc-slow.json");
+        let json = format!("{{\"binary\": \"{}\"}}", wrapper.display());
+        std::fs::write(&cfg, json).expect("write shim config");
+        let cfg_s = cfg.to_string_lossy().into_owned();
+        let id = "shimslow";
+        let (created, mut problems) = kill_shim_during_create(
+            &c,
+            id,
+            &["--runtime-config-path", &cfg_s],
+            Some(&marker),
+            Duration::ZERO,
+        );
+        let log = std::fs::read_to_string(&c.d.log).unwrap_or_default();
+        let tag = format!("id={id} ");
+        let failed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&tag) && l.contains("failed to clean up after shim disconnected"))
+            .collect();
+        kill_processes_mentioning(&marker);
+        assert!(!created, "ctr run succeeded although its shim died in create");
+        if !failed.is_empty() {
+            problems.push(format!("containerd's cleanup failed: {failed:?}"));
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    });
+
+    s.run(
+        "the delete action: torn or missing state, a valid response",
+        || {
+            // containerd runs `<shim> -namespace N -address A -id ID delete` in
+            // the bundle after a shim died; the container's state may be torn
+            // (a pinc killed while writing it) or never have been written.
+            let root = short_tempdir("pinc-shim-torn-");
+            let bundle = short_tempdir("pinc-shim-bundle-");
+            let json = format!("{{\"root\": \"{}\"}}", root.path().display());
+            std::fs::write(bundle.path().join("pinc-shim.json"), json).expect("write shim config");
+            let ns_root = root.path().join(&ns);
+            let torn = ns_root.join("shimtorn");
+            std::fs::create_dir_all(&torn).expect("state dir");
+            std::fs::write(torn.join("state.json"), b"").expect("empty state.json");
+            for id in ["shimtorn", "shimnever"] {
+                let out = run_with_timeout(
+                    Command::new(&shim)
+                        .args([
+                            "-namespace",
+                            &ns,
+                            "-address",
+                            "/nonexistent",
+                            "-id",
+                            id,
+                            "delete",
+                        ])
+                        .current_dir(bundle.path())
+                        .env("TTRPC_ADDRESS", "/nonexistent"),
+                    CMD_TIMEOUT,
+                );
+                assert!(out.status.success(), "{id}: {}", describe(&out));
+                // DeleteResponse.exit_status (field 2, varint) = 137 (SIGKILL).
+                assert!(
+                    out.stdout.windows(3).any(|w| w == [0x10, 0x89, 0x01]),
+                    "{id}: no exit status 137 in the response {:02x?}",
+                    out.stdout
+                );
+                assert!(stderr(&out).trim().is_empty(), "{id}: {}", describe(&out));
+            }
+            let left = leftovers(&ns_root, "shimtorn");
+            assert!(left.is_empty(), "the torn container is left: {left:?}");
+        },
+    );
+
     s.run("afterwards: no shim, no mounts", || {
         assert!(
             wait_until(Duration::from_secs(10), || shim_pids(&ns).is_empty()),
@@ -501,6 +673,28 @@ fn ctr_runs_containers_through_the_pinc_shim() {
             mounts_under(&tasks)
         );
     });
+
+    s.run(
+        "afterwards: pinc's root and the namespace's cgroups go",
+        || {
+            let root = shim_root(&ns);
+            let entries: Vec<String> = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".pinc")
+                .collect();
+            assert!(
+                entries.is_empty(),
+                "containers left in {}: {entries:?}",
+                root.display()
+            );
+            let _ = std::fs::remove_dir_all(&root);
+            let left = remove_namespace_cgroups(&ns);
+            assert!(left.is_empty(), "namespace cgroups in use: {left:?}");
+        },
+    );
 
     s.finish();
 }
