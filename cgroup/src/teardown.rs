@@ -92,17 +92,27 @@ pub fn kill_all(dirs: &[PathBuf], wait: Duration) -> Vec<i32> {
 
 /// Removes `dir` and its sub-cgroups, deepest first (cgroupfs dirs are
 /// removed with rmdir, their files go with them). A missing dir is fine.
-pub fn remove(dir: &Path) -> Result<(), TeardownError> {
+/// A process that has just left `cgroup.procs` may still pin the cgroup
+/// (EBUSY) while it exits: retried until `wait` has passed.
+pub fn remove(dir: &Path, wait: Duration) -> Result<(), TeardownError> {
     for child in subdirs(dir) {
-        remove(&child)?;
+        remove(&child, wait)?;
     }
-    match fs::remove_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(TeardownError::Remove {
-            path: dir.to_path_buf(),
-            source,
-        }),
+    let deadline = Instant::now() + wait;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(TeardownError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
     }
 }
 
@@ -150,8 +160,8 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("c1");
         fs::create_dir_all(dir.join("a/b")).expect("dirs");
-        remove(&dir).expect("remove");
+        remove(&dir, Duration::ZERO).expect("remove");
         assert!(!dir.exists());
-        remove(&dir).expect("absent is fine");
+        remove(&dir, Duration::ZERO).expect("absent is fine");
     }
 }

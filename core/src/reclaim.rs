@@ -216,9 +216,11 @@ pub fn reclaim(root: &RuntimeRoot, id: &str, lock: IdLock) {
     if let Ok(mut container) = libcontainer::container::Container::load(dir.clone()) {
         let _ = container.delete(true);
     }
+    let mut cgroups_left = false;
     for d in &kill_cgroup(&cgroups_path, Duration::from_secs(2)) {
-        if let Err(e) = pinc_cgroup::teardown::remove(d) {
+        if let Err(e) = pinc_cgroup::teardown::remove(d, Duration::from_secs(2)) {
             tracing::warn!(target: "pinc", "{e}");
+            cgroups_left = true;
         }
     }
     let _ = fs::remove_dir_all(&dir);
@@ -232,7 +234,10 @@ pub fn reclaim(root: &RuntimeRoot, id: &str, lock: IdLock) {
     if let Err(e) = crate::ledger::Ledger::release(root, id) {
         tracing::warn!(target: "pinc", "failed to release the allocation of {id:?}: {e}");
     }
-    end(root, id);
+    // A cgroup that would not go keeps the journal: the next sweep retries.
+    if !cgroups_left {
+        end(root, id);
+    }
     lock.remove();
 }
 
