@@ -135,10 +135,11 @@ fn parse_size_kb(v: &str) -> Option<u64> {
         .unwrap_or(&v);
     let (number, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
     let n: u64 = number.parse().ok()?;
+    // Checked: a huge number is a bad value, not an overflow.
     let kb = match unit {
         "K" => n,
-        "M" => n * 1024,
-        "G" => n * 1024 * 1024,
+        "M" => n.checked_mul(1024)?,
+        "G" => n.checked_mul(1024 * 1024)?,
         _ => return None,
     };
     (kb > 0).then_some(kb)
@@ -389,6 +390,16 @@ mod tests {
             from_words(["policy=spread"]),
             Err(RequestError::NothingToPlace(_))
         ));
+    }
+
+    #[test]
+    fn hugepage_sizes_too_large_are_refused() {
+        // Found by fuzzing (fuzz/ target `requests`): overflowed in the G
+        // and M multiplications.
+        for v in ["18446744073709551615G:1", "2M:4,111111111111111G:1", "18014398509481984M:1"] {
+            let err = from_words([format!("hugepages={v}").as_str()]).expect_err(v);
+            assert!(err.to_string().contains("SIZE:COUNT"), "{v}: {err}");
+        }
     }
 
     #[test]
