@@ -263,11 +263,12 @@ fn from_keys(found: HashMap<String, (String, String)>) -> Result<Option<Request>
         .transpose()?
         .unwrap_or_default();
     if amount.is_none() {
-        if hugepages.is_empty() && found.is_empty() {
-            return Ok(None);
-        }
         if let Some(key) = found.keys().find(|k| *k != "hugepages") {
             return Err(RequestError::NothingToPlace(found[key].0.clone()));
+        }
+        // An empty hugepages value asks for nothing, like no value.
+        if hugepages.is_empty() {
+            return Ok(None);
         }
     }
     Ok(Some(Request {
@@ -400,6 +401,19 @@ mod tests {
             let err = from_words([format!("hugepages={v}").as_str()]).expect_err(v);
             assert!(err.to_string().contains("SIZE:COUNT"), "{v}: {err}");
         }
+    }
+
+    #[test]
+    fn empty_hugepages_alone_is_no_request() {
+        // Found by fuzzing (fuzz/ target `requests`): gave a request with
+        // no CPUs and no pages instead of none.
+        let env = ["PINC_HUGEPAGES=".to_string()];
+        assert_eq!(from_spec(&HashMap::new(), &env), Ok(None));
+        assert_eq!(from_words(["hugepages= , "]), Ok(None));
+        assert_eq!(
+            from_words(["hugepages=", "smt=on"]),
+            Err(RequestError::NothingToPlace("smt".into()))
+        );
     }
 
     #[test]
