@@ -397,7 +397,11 @@ mod tests {
     fn hugepage_sizes_too_large_are_refused() {
         // Found by fuzzing (fuzz/ target `requests`): overflowed in the G
         // and M multiplications.
-        for v in ["18446744073709551615G:1", "2M:4,111111111111111G:1", "18014398509481984M:1"] {
+        for v in [
+            "18446744073709551615G:1",
+            "2M:4,111111111111111G:1",
+            "18014398509481984M:1",
+        ] {
             let err = from_words([format!("hugepages={v}").as_str()]).expect_err(v);
             assert!(err.to_string().contains("SIZE:COUNT"), "{v}: {err}");
         }
