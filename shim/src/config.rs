@@ -120,14 +120,15 @@ impl ShimConfig {
 
 /// `runtimeoptions.v1.Options` (github.com/containerd/containerd/pkg/runtimeoptions/v1):
 /// 1 = type_url, 2 = config_path, 3 = config_body. Not among the crate's protos.
+/// `pub(crate)` for the fuzz target that compiles this module in.
 #[derive(Debug, Default)]
-struct RuntimeOptions {
-    config_path: String,
-    config_body: Vec<u8>,
+pub(crate) struct RuntimeOptions {
+    pub(crate) config_path: String,
+    pub(crate) config_body: Vec<u8>,
 }
 
 impl RuntimeOptions {
-    fn decode(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         let err = |source| Error::Protobuf {
             what: "runtimeoptions.v1.Options",
             source,

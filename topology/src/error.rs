@@ -16,6 +16,19 @@ pub enum TopologyError {
         source: StringInputError,
     },
 
+    /// libhwloc died on the XML file (it trusts its XML: truncated tags or
+    /// missing root attributes crash hwloc 2.9's parser).
+    #[error("hwloc crashed reading {} (signal {signal}): not a valid hwloc XML export", path.display())]
+    XmlCrash { path: PathBuf, signal: i32 },
+
+    /// The child process that reads the XML first could not be run.
+    #[error("cannot check {} in a child process", path.display())]
+    XmlProbe {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// hwloc refused a type filter (a programming error, kept as an error).
     #[error("hwloc refused the type filter while loading {what}")]
     TypeFilter {

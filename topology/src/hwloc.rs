@@ -60,13 +60,61 @@ pub fn from_xml(path: impl AsRef<Path>) -> Result<Topology, TopologyError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let hw = load(&what, |b| {
+    let source = |b: TopologyBuilder| {
         b.from_xml(&xml).map_err(|source| TopologyError::XmlInput {
             path: path.to_path_buf(),
             source,
         })
-    })?;
+    };
+    let hw = {
+        let _guard = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+        probe(path, || build(&what, source).is_ok())?;
+        build(&what, source)?
+    };
     convert(&hw, what, None)
+}
+
+/// Runs `load` (an hwloc XML import) in a forked child first and reports
+/// how the child ended: libhwloc trusts its XML (fuzzing found hwloc 2.9's
+/// parser segfaulting on a 28-byte truncated file), and a bad file must
+/// fail with an error, not kill pinc. The caller holds [`LOAD`], so no
+/// other thread is inside hwloc when the child is forked.
+fn probe(path: &Path, load: impl FnOnce() -> bool) -> Result<(), TopologyError> {
+    let failed = |source| TopologyError::XmlProbe {
+        path: path.to_path_buf(),
+        source,
+    };
+    // SAFETY: the child only runs hwloc's loader on memory it inherited,
+    // then leaves with _exit; it never returns into the caller.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = if load() { 0 } else { 1 };
+        // SAFETY: ends the child at once, without the parent's atexit
+        // handlers or buffered output.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for the child forked above; `status` is a valid
+        // out pointer.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(failed(e));
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        return Err(TopologyError::XmlCrash {
+            path: path.to_path_buf(),
+            signal: libc::WTERMSIG(status),
+        });
+    }
+    Ok(())
 }
 
 /// Loads this machine's topology, with hugepages from sysfs.
@@ -100,6 +148,14 @@ fn load(
     // A poisoned lock only means another load panicked; the guard protects
     // no data of ours.
     let _guard = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    build(what, source)
+}
+
+/// [`load`] without the lock, for callers that hold it.
+fn build(
+    what: &str,
+    source: impl FnOnce(TopologyBuilder) -> Result<TopologyBuilder, TopologyError>,
+) -> Result<HwTopology, TopologyError> {
     let builder = TopologyBuilder::new()
         .with_io_type_filter(TypeFilter::KeepAll)
         .map_err(|source| TopologyError::TypeFilter {
@@ -644,6 +700,26 @@ mod tests {
             "{err}"
         );
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn xml_that_crashes_hwloc_is_an_error() {
+        // Found by fuzzing (fuzz/ target `hwloc_xml`): hwloc 2.9's XML
+        // parser segfaults on this truncated file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.xml");
+        std::fs::write(&path, "<?xml \n<topologyversion=\"0.0").expect("write");
+        let err = from_xml(&path).expect_err("crashing XML");
+        let msg = err.to_string();
+        assert!(msg.contains("bad.xml"), "{msg}");
+        // Other hwloc versions may refuse it cleanly instead.
+        assert!(
+            matches!(
+                err,
+                TopologyError::XmlCrash { .. } | TopologyError::Load { .. }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

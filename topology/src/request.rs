@@ -135,10 +135,11 @@ fn parse_size_kb(v: &str) -> Option<u64> {
         .unwrap_or(&v);
     let (number, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
     let n: u64 = number.parse().ok()?;
+    // Checked: a huge number is a bad value, not an overflow.
     let kb = match unit {
         "K" => n,
-        "M" => n * 1024,
-        "G" => n * 1024 * 1024,
+        "M" => n.checked_mul(1024)?,
+        "G" => n.checked_mul(1024 * 1024)?,
         _ => return None,
     };
     (kb > 0).then_some(kb)
@@ -262,11 +263,12 @@ fn from_keys(found: HashMap<String, (String, String)>) -> Result<Option<Request>
         .transpose()?
         .unwrap_or_default();
     if amount.is_none() {
-        if hugepages.is_empty() && found.is_empty() {
-            return Ok(None);
-        }
         if let Some(key) = found.keys().find(|k| *k != "hugepages") {
             return Err(RequestError::NothingToPlace(found[key].0.clone()));
+        }
+        // An empty hugepages value asks for nothing, like no value.
+        if hugepages.is_empty() {
+            return Ok(None);
         }
     }
     Ok(Some(Request {
@@ -389,6 +391,33 @@ mod tests {
             from_words(["policy=spread"]),
             Err(RequestError::NothingToPlace(_))
         ));
+    }
+
+    #[test]
+    fn hugepage_sizes_too_large_are_refused() {
+        // Found by fuzzing (fuzz/ target `requests`): overflowed in the G
+        // and M multiplications.
+        for v in [
+            "18446744073709551615G:1",
+            "2M:4,111111111111111G:1",
+            "18014398509481984M:1",
+        ] {
+            let err = from_words([format!("hugepages={v}").as_str()]).expect_err(v);
+            assert!(err.to_string().contains("SIZE:COUNT"), "{v}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_hugepages_alone_is_no_request() {
+        // Found by fuzzing (fuzz/ target `requests`): gave a request with
+        // no CPUs and no pages instead of none.
+        let env = ["PINC_HUGEPAGES=".to_string()];
+        assert_eq!(from_spec(&HashMap::new(), &env), Ok(None));
+        assert_eq!(from_words(["hugepages= , "]), Ok(None));
+        assert_eq!(
+            from_words(["hugepages=", "smt=on"]),
+            Err(RequestError::NothingToPlace("smt".into()))
+        );
     }
 
     #[test]

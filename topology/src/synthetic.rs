@@ -157,9 +157,14 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
             let n: u64 = n
                 .parse()
                 .map_err(|_| fail(format!("cpuless_numa count {n:?} is not a number")))?;
-            for _ in 0..n {
-                cpuless.push(kind);
+            // Bounded before the nodes are made: each CPU-ful node gets
+            // them all, so more than MAX_NODES can never fit.
+            if cpuless.len() as u64 + n > MAX_NODES as u64 {
+                return Err(fail(format!(
+                    "cpuless_numa: more than {MAX_NODES} NUMA nodes"
+                )));
             }
+            cpuless.extend(std::iter::repeat_n(kind, n as usize));
         }
     }
     let total_nodes = cpuful.saturating_mul(1 + cpuless.len() as u64);
@@ -629,6 +634,18 @@ mod tests {
                 assert!(core.pus.windows(2).all(|w| w[0] < w[1]));
             }
         }
+    }
+
+    #[test]
+    fn huge_cpuless_counts_fail_at_once() {
+        // Found while writing the fuzz target `synthetic` (fuzz/): the
+        // nodes were pushed one by one before the node limit was checked,
+        // so this ran until memory ran out.
+        let err = build("cpuless_numa=hbm:99999999999").expect_err("too many");
+        assert!(err.to_string().contains("more than 64 NUMA nodes"), "{err}");
+        let err = build("cpuless_numa=hbm:40,gpu:40").expect_err("too many");
+        assert!(err.to_string().contains("more than 64 NUMA nodes"), "{err}");
+        build("cpuless_numa=hbm:63").expect("64 nodes fit");
     }
 
     #[test]
