@@ -13,7 +13,20 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// libcontainer names its forked processes `youki:[1:INTER]`, `youki:[2:INIT]`.
-const FORKED_COMM: &str = "youki:[";
+pub(crate) const FORKED_COMM: &str = "youki:[";
+
+/// Whether `pid` runs under `proc` (a zombie does not).
+pub(crate) fn alive(proc: &Path, pid: i64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let stat = fs::read_to_string(proc.join(pid.to_string()).join("stat")).unwrap_or_default();
+    // "pid (comm) S ...": the state follows the last ')'.
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z' | 'X') | None),
+        None => false,
+    }
+}
 
 /// Processes under `proc` that libcontainer forked and that have an open
 /// descriptor for which `holds(target, metadata)` is true.

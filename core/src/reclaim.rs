@@ -133,11 +133,11 @@ pub fn sweep(root: &RuntimeRoot) {
     for name in names(&views) {
         let Some(pid) = name
             .rsplit_once('.')
-            .and_then(|(_, p)| p.parse::<i32>().ok())
+            .and_then(|(_, p)| p.parse::<i64>().ok())
         else {
             continue;
         };
-        if !alive(pid) {
+        if !orphans::alive(Path::new("/proc"), pid) {
             remove_view(&views.join(name));
         }
     }
@@ -172,15 +172,6 @@ fn names(dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .collect()
-}
-
-/// Whether `pid` runs (a zombie does not).
-fn alive(pid: i32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    match stat.rsplit_once(')') {
-        Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z' | 'X') | None),
-        None => false,
-    }
 }
 
 fn remove_view(view: &Path) {

@@ -37,15 +37,11 @@ pub fn keep(dir: &Path) {
 /// libcontainer's code (it never exec'd) -> created; otherwise as the copy
 /// said when that was paused, else running.
 fn observed_status(proc: &Path, pid: i64, recorded: &str) -> &'static str {
-    let stat = fs::read_to_string(proc.join(pid.to_string()).join("stat")).unwrap_or_default();
-    let alive = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, r)| !matches!(r.trim_start().chars().next(), Some('Z' | 'X') | None));
-    if pid <= 0 || !alive {
+    if !crate::orphans::alive(proc, pid) {
         return "stopped";
     }
     let comm = fs::read_to_string(proc.join(pid.to_string()).join("comm")).unwrap_or_default();
-    if comm.starts_with("youki:[") {
+    if comm.starts_with(crate::orphans::FORKED_COMM) {
         "created"
     } else if recorded == "paused" {
         "paused"
