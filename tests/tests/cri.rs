@@ -10,68 +10,22 @@
 //! no CRI pods or containers, no pinc state, no cgroups.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::*;
 use pinc_tests::cri::{busybox_container, host_network_pod, CriDaemon, K8S_NS};
+use pinc_tests::cri_compare::{shim_dir, CgroupParent};
 use pinc_tests::daemons::{
-    cgroup_dirs_containing, log_tail, ok, pinc_abs, run_with_timeout, wait_until, Containerd,
-    CMD_TIMEOUT,
+    cgroup_dirs_containing, log_tail, ok, run_with_timeout, wait_until, Containerd, CMD_TIMEOUT,
 };
 use pinc_tests::require_root;
 
 /// The CRI plugin always uses namespace k8s.io, so both tests would share
 /// the runc shim's state root (and pinc's CPU ledger in it): run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The pinc-specific cgroup parent of the test's pods, removed at the end.
-struct CgroupParent(String);
-
-impl CgroupParent {
-    fn new() -> Self {
-        Self(format!("/pinc-cri-{}", std::process::id()))
-    }
-}
-
-/// Removes the parent and what a failed test left below it (deepest first;
-/// the path carries our pid, so its processes are ours to kill). Created
-/// before the daemon, so it drops after containerd has stopped.
-impl Drop for CgroupParent {
-    fn drop(&mut self) {
-        fn remove_tree(dir: &Path) {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        remove_tree(&e.path());
-                    }
-                }
-            }
-            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            // rmdir fails while the killed processes are still exiting.
-            wait_until(Duration::from_secs(5), || {
-                std::fs::remove_dir(dir).is_ok() || !dir.exists()
-            });
-        }
-        for ctrl in [
-            "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
-            "hugetlb", "unified",
-        ] {
-            let dir = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{}", self.0));
-            if dir.exists() {
-                remove_tree(&dir);
-            }
-        }
-    }
-}
 
 /// What one pod's start took.
 struct Timing {
@@ -327,24 +281,9 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &Cg
 fn cri_pod_through_runc_shim_with_pinc() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let parent = CgroupParent::new();
+    let parent = CgroupParent::new("cri");
     let mut d = CriDaemon::start(Vec::new());
     pod_lifecycle(&mut d, "pinc-runc", &Containerd::runc_root(K8S_NS), &parent);
-}
-
-/// Where the shim must be: beside the pinc binary under test.
-fn shim_dir() -> PathBuf {
-    let pinc = pinc_abs();
-    let dir = pinc.parent().expect("pinc has a parent dir").to_path_buf();
-    let shim = dir.join("containerd-shim-pinc-v2");
-    assert!(
-        shim.is_file(),
-        "{} is missing: the `pinc` runtime handler needs pinc's containerd shim beside \
-         PINC_BIN ({}); build it with `cargo build --release -p containerd-shim-pinc-v2`",
-        shim.display(),
-        pinc.display()
-    );
-    dir
 }
 
 /// Handler `pinc`: containerd-shim-pinc-v2 (runtime_type io.containerd.pinc.v2).
@@ -353,7 +292,7 @@ fn cri_pod_through_pinc_shim() {
     require_root();
     let dir = shim_dir();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let parent = CgroupParent::new();
+    let parent = CgroupParent::new("cri");
     let mut d = CriDaemon::start(vec![dir]);
     let root = d.shim_root.join(K8S_NS);
     pod_lifecycle(&mut d, "pinc", &root, &parent);
@@ -371,7 +310,7 @@ fn cri_pod_start_latency() {
     require_root();
     let dir = shim_dir();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let parent = CgroupParent::new();
+    let parent = CgroupParent::new("cri");
     let mut d = CriDaemon::start(vec![dir]);
     let rounds: usize = std::env::var("PINC_CRI_LAT_ROUNDS")
         .ok()

@@ -1,0 +1,29 @@
+//! Our CRI validation: what Kubernetes' CRI validation checks of a runtime,
+//! each scenario run through `runc` (the reference), `pinc-runc` (the runc
+//! shim execing pinc) and `pinc` (pinc's own shim) and compared
+//! (`pinc_tests::cri_compare`). One private containerd per test; the tests
+//! run one at a time, as the CRI plugin's namespace (and the runc shim's
+//! state root) is shared.
+
+use std::sync::Mutex;
+
+use pinc_tests::cri_compare::Suite;
+use pinc_tests::require_root;
+
+#[path = "cri_validation/lifecycle.rs"]
+mod lifecycle;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn suite(tag: &str, scenarios: fn(&mut Suite)) {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = Suite::start(tag);
+    scenarios(&mut s);
+    s.finish();
+}
+
+#[test]
+fn cri_lifecycle_and_status() {
+    suite("crilife", lifecycle::scenarios);
+}
