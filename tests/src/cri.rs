@@ -175,6 +175,38 @@ impl CriClient {
         ContainerStatsRequest,
         ContainerStatsResponse
     );
+    rpc!(
+        /// Streaming exec: returns the URL of containerd's streaming server.
+        exec,
+        runtime,
+        ExecRequest,
+        ExecResponse
+    );
+    rpc!(
+        /// Streaming attach: returns the URL of containerd's streaming server.
+        attach,
+        runtime,
+        AttachRequest,
+        AttachResponse
+    );
+    rpc!(
+        update_container_resources,
+        runtime,
+        UpdateContainerResourcesRequest,
+        UpdateContainerResourcesResponse
+    );
+    rpc!(
+        reopen_container_log,
+        runtime,
+        ReopenContainerLogRequest,
+        ReopenContainerLogResponse
+    );
+    rpc!(
+        list_container_stats,
+        runtime,
+        ListContainerStatsRequest,
+        ListContainerStatsResponse
+    );
     rpc!(list_images, images, ListImagesRequest, ListImagesResponse);
 
     /// Ids of all pod sandboxes.
