@@ -45,6 +45,13 @@ pub enum Error {
     NotStopped { id: String, status: String },
     #[error("invalid signal {0:?}")]
     Signal(String),
+    /// `update --resources FILE` that is not a LinuxResources object.
+    #[error("invalid resources in {path}")]
+    Resources {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what}")]
     Libcontainer {
         what: String,

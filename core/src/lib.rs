@@ -11,6 +11,7 @@ pub mod create;
 pub mod devices;
 pub mod devlinks;
 pub mod error;
+mod error_kind;
 pub mod events;
 pub mod exec;
 pub mod executor;
@@ -41,6 +42,7 @@ pub mod update;
 pub mod validate;
 
 pub use error::Error;
+pub use pinc_errkind::ErrorKind;
 pub use root::RuntimeRoot;
 
 /// Starts the kernel's cgroup-attach grace period early (see

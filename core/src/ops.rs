@@ -220,9 +220,14 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
     if sandboxed {
         return kill_sandboxed(&container, sig, all);
     }
-    container
-        .kill(sig, all)
-        .map_err(Error::lib(format!("failed to signal container {id:?}")))?;
+    if let Err(e) = container.kill(sig, all) {
+        // Init exited between the state check and the signal: say so as
+        // for a container found stopped, not as a failure to signal.
+        if container.refresh_status().is_ok() && container.status() == ContainerStatus::Stopped {
+            return Err(wrong_state(&container, "kill", " (container not running)"));
+        }
+        return Err(Error::lib(format!("failed to signal container {id:?}"))(e));
+    }
     crate::state_copy::keep(&container.root);
     Ok(())
 }

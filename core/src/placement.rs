@@ -22,6 +22,32 @@ use crate::RuntimeRoot;
 pub const PLACEMENT_ANNOTATION: &str = "pinc.io/placement";
 
 /// Where the topology comes from (given the runtime root, for its cache).
+/// A valid request this node cannot meet now, besides the planner's own
+/// refusals ([`pinc_topology::planner::PlanError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the spec pins cpus {cpus}, outside the allowed CPUs {allowed}")]
+    PinnedOutside { cpus: String, allowed: String },
+    #[error("the spec pins cpus {cpus}, but cores {cores} are held by {holders}")]
+    PinnedHeld {
+        cpus: String,
+        cores: String,
+        holders: String,
+    },
+    #[error("pinc.io/hugepages: this kernel has no {name} pages")]
+    NoPageSize { name: String },
+    #[error(
+        "pinc.io/hugepages: {count} x {name} pages requested, {free} free on NUMA {nodes} \
+         (reserve more in /proc/sys/vm/nr_hugepages or /sys/devices/system/node/node*/hugepages)"
+    )]
+    FewHugepages {
+        count: u64,
+        name: String,
+        free: u64,
+        nodes: String,
+    },
+}
+
 pub type TopologyLoader = Box<dyn Fn(&Path) -> Result<Topology, StageError>>;
 
 pub struct PlacementStage {
@@ -123,57 +149,71 @@ impl Stage for PlacementStage {
         let root = RuntimeRoot::existing(ctx.root);
         let ledger = Ledger::open(&root)?;
         let pinned: Option<CpuList> = spec_cpus(spec).map(|s| s.parse()).transpose()?;
-        let placement = ledger.update(Some(ctx.id), |allocations| -> Result<Placement, StageError> {
-            allocations.retain(|a| a.id != ctx.id);
-            let taken: CpuList = allocations.iter().flat_map(|a| a.cpus.iter()).collect();
-            let placement = match &pinned {
-                // A spec that pins CPUs is validated, not overridden.
-                Some(cpus) => {
-                    if !cpus.is_subset(&allowed_cpus) {
-                        return Err(format!("the spec pins cpus {cpus}, outside the allowed CPUs {allowed_cpus}").into());
-                    }
-                    let reserved = whole_cores(&topology, cpus);
-                    let clash = reserved.intersection(&taken);
-                    if !clash.is_empty() {
-                        let holders: Vec<&str> = allocations
+        let placement = ledger.update(
+            Some(ctx.id),
+            |allocations| -> Result<Placement, StageError> {
+                allocations.retain(|a| a.id != ctx.id);
+                let taken: CpuList = allocations.iter().flat_map(|a| a.cpus.iter()).collect();
+                let placement = match &pinned {
+                    // A spec that pins CPUs is validated, not overridden.
+                    Some(cpus) => {
+                        if !cpus.is_subset(&allowed_cpus) {
+                            return Err(Refusal::PinnedOutside {
+                                cpus: cpus.to_string(),
+                                allowed: allowed_cpus.to_string(),
+                            }
+                            .into());
+                        }
+                        let reserved = whole_cores(&topology, cpus);
+                        let clash = reserved.intersection(&taken);
+                        if !clash.is_empty() {
+                            let holders: Vec<&str> = allocations
+                                .iter()
+                                .filter(|a| !a.cpus.intersection(&clash).is_empty())
+                                .map(|a| a.id.as_str())
+                                .collect();
+                            return Err(Refusal::PinnedHeld {
+                                cpus: cpus.to_string(),
+                                cores: clash.to_string(),
+                                holders: holders.join(", "),
+                            }
+                            .into());
+                        }
+                        let mems: CpuList = topology
+                            .cores
                             .iter()
-                            .filter(|a| !a.cpus.intersection(&clash).is_empty())
-                            .map(|a| a.id.as_str())
+                            .filter(|c| c.pus.iter().any(|p| cpus.contains(*p)))
+                            .filter_map(|c| c.numa)
                             .collect();
-                        return Err(format!("the spec pins cpus {cpus}, but cores {clash} are held by {}", holders.join(", ")).into());
+                        Placement {
+                            cpus: cpus.clone(),
+                            reserved,
+                            mems: mems.clone(),
+                            numa_nodes: mems.iter().collect(),
+                            mem_policy: None,
+                            reasons: vec![format!(
+                                "the spec pins cpus {cpus}: validated and reserved"
+                            )],
+                        }
                     }
-                    let mems: CpuList = topology
-                        .cores
-                        .iter()
-                        .filter(|c| c.pus.iter().any(|p| cpus.contains(*p)))
-                        .filter_map(|c| c.numa)
-                        .collect();
-                    Placement {
-                        cpus: cpus.clone(),
-                        reserved,
-                        mems: mems.clone(),
-                        numa_nodes: mems.iter().collect(),
-                        mem_policy: None,
-                        reasons: vec![format!("the spec pins cpus {cpus}: validated and reserved")],
-                    }
-                }
-                None => plan(
-                    &topology,
-                    &request,
-                    &Constraints {
-                        allowed_cpus: allowed_cpus.clone(),
-                        allowed_mems: allowed_mems.clone(),
-                        taken,
-                    },
-                )?,
-            };
-            allocations.push(Allocation {
-                id: ctx.id.to_string(),
-                cpus: placement.reserved.clone(),
-                mems: placement.mems.clone(),
-            });
-            Ok(placement)
-        })??;
+                    None => plan(
+                        &topology,
+                        &request,
+                        &Constraints {
+                            allowed_cpus: allowed_cpus.clone(),
+                            allowed_mems: allowed_mems.clone(),
+                            taken,
+                        },
+                    )?,
+                };
+                allocations.push(Allocation {
+                    id: ctx.id.to_string(),
+                    cpus: placement.reserved.clone(),
+                    mems: placement.mems.clone(),
+                });
+                Ok(placement)
+            },
+        )??;
         tracing::info!(target: "pinc", id = ctx.id, cpus = %placement.cpus, mems = %placement.mems, "placed");
         if pinned.is_none() {
             write_placement(spec, &placement)?;
@@ -228,7 +268,7 @@ fn hugepages(
         let sysfs =
             Path::new("/sys/kernel/mm/hugepages").join(format!("hugepages-{}kB", h.size_kb));
         if !sysfs.exists() {
-            return Err(format!("pinc.io/hugepages: this kernel has no {name} pages").into());
+            return Err(Refusal::NoPageSize { name: name.clone() }.into());
         }
         let free_on = |n: u32| {
             topology
@@ -260,12 +300,16 @@ fn hugepages(
                     free += free_on(n);
                 }
                 None => {
-                    return Err(format!(
-                        "pinc.io/hugepages: {} x {name} pages requested, {free} free on NUMA {} \
-                         (reserve more in /proc/sys/vm/nr_hugepages or /sys/devices/system/node/node*/hugepages)",
-                        h.count,
-                        nodes.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-                    )
+                    return Err(Refusal::FewHugepages {
+                        count: h.count,
+                        name: name.clone(),
+                        free,
+                        nodes: nodes
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    }
                     .into())
                 }
             }

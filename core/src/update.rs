@@ -39,8 +39,8 @@ fn read_resources(path: &PathBuf) -> Result<LinuxResources> {
     } else {
         bytes = std::fs::read(path).map_err(Error::io("failed to read resources from", path))?;
     }
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        what: format!("resources in {}", path.display()),
+    serde_json::from_slice(&bytes).map_err(|source| Error::Resources {
+        path: path.clone(),
         source,
     })
 }
