@@ -14,6 +14,8 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+use pinc_core::ErrorKind;
+
 use crate::cli::LogFormat;
 
 enum Sink {
@@ -125,16 +127,26 @@ pub struct Logger {
 
 impl Logger {
     /// Records the error that ends the command in the log file (stderr gets
-    /// it from `main`).
-    pub fn error(&self, msg: &str) {
+    /// it from `main`), with its kind: callers such as pinc's shim act on
+    /// the kind, never on the message.
+    pub fn error(&self, msg: &str, kind: ErrorKind) {
         if let Some(file) = &self.file {
             let line = if self.layer_json {
                 format!(
                     "{}\n",
-                    serde_json::json!({"level": "error", "msg": msg, "time": now()})
+                    serde_json::Value::Object(serde_json::Map::from_iter([
+                        ("level".to_string(), "error".into()),
+                        ("msg".to_string(), msg.into()),
+                        (pinc_errkind::LOG_KEY.to_string(), kind.as_str().into()),
+                        ("time".to_string(), now().into()),
+                    ]))
                 )
             } else {
-                format!("time=\"{}\" level=error msg={msg:?}\n", now())
+                format!(
+                    "time=\"{}\" level=error msg={msg:?} {}={kind}\n",
+                    now(),
+                    pinc_errkind::LOG_KEY
+                )
             };
             if let Ok(mut f) = file.lock() {
                 let _ = f.write_all(line.as_bytes());

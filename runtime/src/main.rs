@@ -51,6 +51,14 @@ fn one_line(err: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
+/// The kind of the error, from pinc-core's error in the chain; failures of
+/// the binary itself (log file, re-exec) are internal.
+fn kind_of(err: &anyhow::Error) -> pinc_core::ErrorKind {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<pinc_core::Error>())
+        .map_or(pinc_core::ErrorKind::Internal, pinc_core::Error::kind)
+}
+
 fn main() {
     let cli = Cli::parse();
     // Processes that enter containers run from a sealed copy (CVE-2019-5736).
@@ -81,7 +89,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let line = one_line(&e);
-            logger.error(&line);
+            logger.error(&line, kind_of(&e));
             eprintln!("pinc: error: {line}");
             1
         }
