@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use containerd_shim::protos::ttrpc::{self, Code};
+pub use pinc_errkind::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,10 +26,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A pinc command failed; `kind` is what pinc's log said it was.
     #[error("pinc {command} failed ({status}): {message}")]
     Runtime {
         command: String,
         status: i32,
+        kind: ErrorKind,
         message: String,
     },
     #[error("invalid JSON from {what}: {source}")]
@@ -83,7 +86,7 @@ impl Error {
             }
             Self::Unsupported(_) => Code::UNIMPLEMENTED,
             Self::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
-            Self::Runtime { message, .. } => runtime_code(message),
+            Self::Runtime { command, kind, .. } => runtime_code(command, *kind),
             Self::Io { source, .. } | Self::Spawn { source, .. }
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
@@ -94,17 +97,22 @@ impl Error {
     }
 }
 
-/// pinc's own messages tell a missing or existing container apart.
-fn runtime_code(message: &str) -> Code {
-    let m = message.to_ascii_lowercase();
-    if m.contains("does not exist") || m.contains("not found") || m.contains("no such") {
-        Code::NOT_FOUND
-    } else if m.contains("already exists") {
-        Code::ALREADY_EXISTS
-    } else if m.contains("not supported") || m.contains("unsupported") {
-        Code::UNIMPLEMENTED
-    } else {
-        Code::INTERNAL
+/// The one mapping of pinc's error kinds to ttrpc codes, chosen as
+/// containerd's runc shim reports the same failures of runc: containerd
+/// ignores NotFound where the goal is already met (a kill of a process that
+/// has exited, the delete of a container that is gone).
+fn runtime_code(command: &str, kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::NotFound => Code::NOT_FOUND,
+        ErrorKind::AlreadyExists => Code::ALREADY_EXISTS,
+        // runc's shim: "process already finished" is NotFound for a
+        // signal; for anything else a stopped container is a precondition.
+        ErrorKind::NotRunning if command == "kill" => Code::NOT_FOUND,
+        ErrorKind::NotRunning | ErrorKind::WrongState => Code::FAILED_PRECONDITION,
+        ErrorKind::InvalidSpec | ErrorKind::InvalidArgument => Code::INVALID_ARGUMENT,
+        ErrorKind::PlacementRefused => Code::RESOURCE_EXHAUSTED,
+        ErrorKind::Unsupported => Code::UNIMPLEMENTED,
+        ErrorKind::Internal => Code::INTERNAL,
     }
 }
 
@@ -149,11 +157,40 @@ mod tests {
             Code::INVALID_ARGUMENT
         );
         assert_eq!(code_of(Error::Unsupported("no")), Code::UNIMPLEMENTED);
-        let r = Error::Runtime {
-            command: "state".into(),
+        let runtime = |command: &str, kind| Error::Runtime {
+            command: command.into(),
             status: 1,
-            message: "container x does not exist".into(),
+            kind,
+            // The message plays no part: it says the opposite on purpose.
+            message: "container c does not exist".into(),
         };
-        assert_eq!(code_of(r), Code::NOT_FOUND);
+        assert_eq!(
+            code_of(runtime("state", ErrorKind::NotFound)),
+            Code::NOT_FOUND
+        );
+        assert_eq!(
+            code_of(runtime("create", ErrorKind::AlreadyExists)),
+            Code::ALREADY_EXISTS
+        );
+        assert_eq!(
+            code_of(runtime("kill", ErrorKind::NotRunning)),
+            Code::NOT_FOUND
+        );
+        assert_eq!(
+            code_of(runtime("pause", ErrorKind::NotRunning)),
+            Code::FAILED_PRECONDITION
+        );
+        assert_eq!(
+            code_of(runtime("create", ErrorKind::InvalidSpec)),
+            Code::INVALID_ARGUMENT
+        );
+        assert_eq!(
+            code_of(runtime("create", ErrorKind::PlacementRefused)),
+            Code::RESOURCE_EXHAUSTED
+        );
+        assert_eq!(
+            code_of(runtime("delete", ErrorKind::Internal)),
+            Code::INTERNAL
+        );
     }
 }

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::config::ShimConfig;
-use crate::errors::{Error, Result};
+use crate::errors::{Error, ErrorKind, Result};
 use crate::reaper::Exits;
 
 /// The stdio a `pinc create`/`exec` hands to the container process.
@@ -130,6 +130,10 @@ impl Pinc {
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .unwrap_or_default();
         tracing::debug!(binary = %self.binary.display(), command = %name, "running pinc");
+        // Only this command's lines count: the log is the bundle's, and an
+        // earlier command's error must not stand for a pinc that died silent.
+        let log = bundle.join("log.json");
+        let log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
         let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             binary: self.binary.clone(),
             source,
@@ -159,13 +163,14 @@ impl Pinc {
         drop(child);
         let status = self.exits.wait(pid);
         if status != 0 {
-            let mut message = last_error(&bundle.join("log.json"));
+            let (kind, mut message) = last_error(&log, log_start);
             if message.is_empty() {
                 message = String::from_utf8_lossy(&err).trim().to_string();
             }
             return Err(Error::Runtime {
                 command: name,
                 status,
+                kind,
                 message,
             });
         }
@@ -259,17 +264,29 @@ fn die_with(shim: nix::unistd::Pid) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The message of the last error line pinc wrote to its JSON log.
-pub fn last_error(log: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(log) else {
-        return String::new();
+/// The kind and message of the last error line pinc wrote to its JSON log
+/// after byte `start`. A line without a kind pinc knows (an older or newer
+/// pinc), or no error line at all (pinc was killed), is an internal failure.
+pub fn last_error(log: &Path, start: u64) -> (ErrorKind, String) {
+    let Ok(bytes) = std::fs::read(log) else {
+        return (ErrorKind::Internal, String::new());
     };
-    text.lines()
+    let from = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    String::from_utf8_lossy(&bytes[from..])
+        .lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["level"] == "error")
-        .and_then(|v| v["msg"].as_str().map(str::to_owned))
-        .unwrap_or_default()
+        .map(|v| {
+            let kind = v[pinc_errkind::LOG_KEY]
+                .as_str()
+                .and_then(ErrorKind::from_name)
+                .unwrap_or(ErrorKind::Internal);
+            (kind, v["msg"].as_str().unwrap_or_default().to_owned())
+        })
+        .unwrap_or((ErrorKind::Internal, String::new()))
 }
 
 /// The pid pinc wrote to a pid file.
@@ -333,15 +350,30 @@ mod tests {
 
     #[test]
     fn last_error_line() {
-        let dir = std::env::temp_dir().join(format!("pinc-shim-log-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let log = dir.join("log.json");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("log.json");
+        assert_eq!(last_error(&log, 0), (ErrorKind::Internal, String::new()));
         std::fs::write(
             &log,
-            "{\"level\":\"error\",\"msg\":\"first\"}\n{\"level\":\"info\",\"msg\":\"x\"}\n{\"level\":\"error\",\"msg\":\"container c does not exist\"}\n{\"level\":\"debug\",\"msg\":\"y\"}\n",
+            "{\"level\":\"error\",\"msg\":\"first\",\"kind\":\"invalid-spec\"}\n{\"level\":\"info\",\"msg\":\"x\"}\n{\"level\":\"error\",\"msg\":\"container c does not exist\",\"kind\":\"not-found\"}\n{\"level\":\"debug\",\"msg\":\"y\"}\n",
         )
         .expect("write");
-        assert_eq!(last_error(&log), "container c does not exist");
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            last_error(&log, 0),
+            (
+                ErrorKind::NotFound,
+                "container c does not exist".to_string()
+            )
+        );
+        // An earlier command's error does not count for a later command.
+        let len = std::fs::metadata(&log).expect("stat").len();
+        assert_eq!(last_error(&log, len), (ErrorKind::Internal, String::new()));
+        // No kind, or one this shim does not know: internal, whatever it says.
+        std::fs::write(
+            &log,
+            "{\"level\":\"error\",\"msg\":\"does not exist\"}\n{\"level\":\"error\",\"msg\":\"m\",\"kind\":\"exploded\"}\n",
+        )
+        .expect("write");
+        assert_eq!(last_error(&log, 0), (ErrorKind::Internal, "m".to_string()));
     }
 }

@@ -532,8 +532,13 @@ impl Inner {
 
 /// pinc said the container does not exist (it is gone already).
 pub fn gone(e: &Error) -> bool {
-    matches!(e, Error::Runtime { message, .. }
-        if message.contains("does not exist") || message.contains("not found"))
+    matches!(
+        e,
+        Error::Runtime {
+            kind: crate::errors::ErrorKind::NotFound,
+            ..
+        }
+    )
 }
 
 /// Runs `pinc create`/`exec` with pipes, or with a console socket for a
