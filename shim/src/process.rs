@@ -75,6 +75,13 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
     /// The shim mounted the request's rootfs at <bundle>/rootfs.
     pub rootfs_mounted: bool,
+    /// Execs started or being started whose TaskExit is not published yet.
+    pub running_execs: usize,
+    /// The init was reaped: no exec may start any more.
+    pub init_reaped: bool,
+    /// The init's exit status, held until the running execs' exits are
+    /// published (containerd's runc shim publishes the init's exit last).
+    pub init_exit: Option<i32>,
 }
 
 impl Container {
