@@ -26,7 +26,7 @@ use crate::config::ShimConfig;
 use crate::console::{self, ConsoleSocket};
 use crate::errors::{Error, Result};
 use crate::io::{Fifos, ProcessIo};
-use crate::process::{Container, Process, State};
+use crate::process::{process_details, Container, Process, State};
 use crate::reaper::Exits;
 use crate::runtime::{read_pid, Pinc, ProcessStdio};
 use crate::{lifecycle, mounts, oom, stats};
@@ -600,18 +600,28 @@ impl Task for Service {
     }
 
     fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
-        let (pinc, bundle) = self
-            .inner
-            .with(&req.id, |c| Ok((c.pinc.clone(), c.bundle.clone())))?;
+        let (pinc, bundle, execs) = self.inner.with(&req.id, |c| {
+            Ok((c.pinc.clone(), c.bundle.clone(), c.exec_pids()))
+        })?;
         let pids = pinc.ps(&bundle, &req.id)?;
-        Ok(PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|pid| ProcessInfo {
+        let processes = pids
+            .into_iter()
+            .map(|pid| {
+                // An exec's pid names its exec, as the runc shim does.
+                let info = execs
+                    .iter()
+                    .find(|(p, _)| u32::try_from(*p).is_ok_and(|p| p == pid))
+                    .map(|(_, exec_id)| process_details(exec_id))
+                    .transpose()?;
+                Ok(ProcessInfo {
                     pid,
+                    info: info.into(),
                     ..Default::default()
                 })
-                .collect(),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PidsResponse {
+            processes,
             ..Default::default()
         })
     }
