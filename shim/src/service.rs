@@ -360,9 +360,9 @@ impl Inner {
             mounts::unmount_rootfs(&c.bundle);
         }
         let pid = u32::try_from(c.init.pid).unwrap_or(0);
+        // No `id`: containerd's runc shim leaves it empty for the init.
         let ev = TaskDelete {
             container_id: c.id.clone(),
-            id: c.id.clone(),
             pid,
             exit_status: c.init.exit_status,
             exited_at: c.init.exited_at.clone().into(),
