@@ -34,6 +34,13 @@ pub struct ProcessIo {
     /// One message per output copier when it finished.
     done: Option<Receiver<()>>,
     copiers: usize,
+    /// Dropping it (with the ProcessIo) ends the output copiers that still
+    /// run: a process's children may hold its output open forever.
+    _cancel: Option<File>,
+}
+
+fn dup(f: &File) -> Result<File> {
+    f.try_clone().map_err(Error::io("failed to dup", "a pipe"))
 }
 
 fn pipe() -> Result<(File, File)> {
@@ -47,6 +54,8 @@ impl ProcessIo {
     pub fn pipes(fifos: &Fifos) -> Result<(ProcessStdio, Self)> {
         let mut stdio = ProcessStdio::default();
         let mut io = Self::default();
+        let (cancel, cancel_w) = pipe()?;
+        io._cancel = Some(cancel_w);
         let (tx, rx) = channel();
         if !fifos.stdin.is_empty() {
             let (r, w) = pipe()?;
@@ -63,7 +72,7 @@ impl ProcessIo {
             }
             let (r, w) = pipe()?;
             *slot = Some(w);
-            copy_out(r, PathBuf::from(path), tx.clone())?;
+            copy_out(r, PathBuf::from(path), tx.clone(), dup(&cancel)?)?;
             io.copiers += 1;
         }
         io.done = Some(rx);
@@ -74,6 +83,8 @@ impl ProcessIo {
     pub fn console(master: File, fifos: &Fifos) -> Result<Self> {
         let (tx, rx) = channel();
         let mut io = Self::default();
+        let (cancel, cancel_w) = pipe()?;
+        io._cancel = Some(cancel_w);
         if !fifos.stdin.is_empty() {
             let w = master
                 .try_clone()
@@ -85,7 +96,7 @@ impl ProcessIo {
             let r = master
                 .try_clone()
                 .map_err(Error::io("failed to dup", "the pty master"))?;
-            copy_out(r, PathBuf::from(&fifos.stdout), tx)?;
+            copy_out(r, PathBuf::from(&fifos.stdout), tx, cancel)?;
             io.copiers = 1;
         }
         io.console = Some(master);
@@ -101,8 +112,14 @@ impl ProcessIo {
     }
 
     /// Waits (bounded) until the output copiers drained the process's
-    /// output, so the exit event follows the last byte.
-    pub fn wait_output(&mut self, timeout: Duration) {
+    /// output, then ends the copiers still running and closes stdin: the
+    /// client's fifos reach EOF even if a child of the process still holds
+    /// the output (containerd's runc shim bounds this wait at delete too).
+    pub fn finish(mut self, timeout: Duration) {
+        self.wait_output(timeout);
+    }
+
+    fn wait_output(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         if let Some(rx) = &self.done {
             while self.copiers > 0 {
@@ -157,12 +174,37 @@ fn copy_in(fifo: String, dest: Arc<Mutex<Option<File>>>) -> Result<()> {
     })
 }
 
-/// process output → fifo; drains and drops output when the fifo's reader left.
-fn copy_out(mut src: File, fifo: PathBuf, done: Sender<()>) -> Result<()> {
+/// Blocks until `src` can be read (data, EOF or an error) or `cancel`
+/// became readable (its write end closed); true for `src`.
+fn readable(src: &File, cancel: &File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [
+            PollFd::new(src.as_fd(), PollFlags::POLLIN),
+            PollFd::new(cancel.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return true,
+            Ok(_) => {
+                let cancelled = fds[1].revents().is_some_and(|r| !r.is_empty());
+                return !cancelled;
+            }
+        }
+    }
+}
+
+/// process output → fifo; drains and drops output when the fifo's reader
+/// left; stops when `cancel`'s write end closes.
+fn copy_out(mut src: File, fifo: PathBuf, done: Sender<()>, cancel: File) -> Result<()> {
     spawn("output", move || {
         let mut dest = OpenOptions::new().write(true).open(&fifo).ok();
         let mut buf = [0u8; 8192];
         loop {
+            if !readable(&src, &cancel) {
+                break;
+            }
             // EIO from a pty master means the terminal's last user closed it.
             let n = match src.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -176,4 +218,65 @@ fn copy_out(mut src: File, fifo: PathBuf, done: Sender<()>) -> Result<()> {
         }
         let _ = done.send(());
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// A child of the process that keeps the output open must not keep the
+    /// client's fifo open past `finish`.
+    #[test]
+    fn finish_ends_a_copier_whose_output_stays_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("stdout");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        // The client's end, opened first so the copier's open does not block.
+        let mut client = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("open the fifo");
+        let fifos = Fifos {
+            stdout: fifo.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let (mut stdio, io) = ProcessIo::pipes(&fifos).expect("pipes");
+        let mut held = stdio.stdout.take().expect("the process's stdout");
+        held.write_all(b"last words\n").expect("write");
+        use std::os::fd::AsRawFd;
+        nix::fcntl::fcntl(
+            client.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .expect("blocking reads");
+        // Until the copier opened its end, reads see EOF: retry those.
+        let mut line = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while line.len() < 11 && Instant::now() < deadline {
+            let mut buf = [0u8; 11];
+            match client
+                .read(&mut buf[..11 - line.len()])
+                .expect("read the fifo")
+            {
+                0 => std::thread::sleep(Duration::from_millis(10)),
+                n => line.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(line, b"last words\n");
+        io.finish(Duration::from_millis(200));
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = tx.send(client.read_to_end(&mut rest).map(|_| rest));
+        });
+        let rest = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the fifo never reached EOF")
+            .expect("read the fifo");
+        assert!(rest.is_empty(), "{rest:?}");
+        drop(held);
+    }
 }

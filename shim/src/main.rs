@@ -5,6 +5,7 @@ mod config;
 mod console;
 mod errors;
 mod io;
+mod lifecycle;
 mod mounts;
 mod oom;
 mod process;

@@ -1,7 +1,7 @@
 //! TaskOOM. cgroup v1: an eventfd registered for the container's
 //! memory.oom_control via cgroup.event_control. A thread per container
-//! blocks on it; the kernel also signals it when the cgroup is removed,
-//! which ends the thread.
+//! blocks on it; the kernel also signals it when the cgroup is removed
+//! (the directory is gone by then), which ends the thread.
 //!
 //! cgroup v2: inotify IN_MODIFY on the cgroup's memory.events (the kernel
 //! notifies on every counter change) and cgroup.events (to see the cgroup
@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use containerd_shim::protos::cgroups_v2::metrics::MemoryEvents;
 use containerd_shim::protos::events::task::TaskOOM;
@@ -20,13 +20,6 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::service::Inner;
 use crate::stats::{self, v2, Cgroup};
-
-fn oom_kills(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("memory.oom_control"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-}
 
 fn publish(inner: &Inner, id: &str) {
     tracing::info!(container = %id, "OOM");
@@ -83,7 +76,6 @@ fn watch_v1(inner: &Inner, id: &str, dir: PathBuf) {
         return;
     };
     let id = id.to_string();
-    let mut seen = oom_kills(&dir).unwrap_or(0);
     let spawned = std::thread::Builder::new()
         .name("oom".into())
         .stack_size(64 * 1024)
@@ -91,15 +83,14 @@ fn watch_v1(inner: &Inner, id: &str, dir: PathBuf) {
             let _control = control;
             let mut efd = efd;
             let mut buf = [0u8; 8];
+            // One event per OOM, as containerd's runc shim publishes them.
+            // The kernel signals before the OOM killer runs, so the
+            // oom_kill counter may not have moved yet: it cannot tell.
             while efd.read_exact(&mut buf).is_ok() {
                 if !dir.exists() {
                     break;
                 }
-                let now = oom_kills(&dir).unwrap_or(seen + 1);
-                if now > seen {
-                    seen = now;
-                    publish(&inner, &id);
-                }
+                publish(&inner, &id);
             }
         });
     if let Err(e) = spawned {

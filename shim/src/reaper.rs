@@ -24,6 +24,9 @@ struct Table {
     exits: HashMap<i32, (i32, Instant)>,
     /// Container processes whose exit goes to the service's handler.
     watched: HashSet<i32>,
+    /// Container processes whose exit waits in `exits` until `watch` (a
+    /// start is under way): kept however old.
+    held: HashSet<i32>,
 }
 
 /// Unclaimed exits, shared by the reaping thread and the waiters.
@@ -42,6 +45,7 @@ impl Exits {
     /// already recorded (the process ended before its pid was known).
     pub fn watch(&self, pid: i32) -> Option<i32> {
         let mut t = self.lock();
+        t.held.remove(&pid);
         match t.exits.remove(&pid) {
             Some((code, _)) => Some(code),
             None => {
@@ -51,6 +55,18 @@ impl Exits {
         }
     }
 
+    /// Stops sending exits of the watched `pid` to the handler until the
+    /// next `watch`, which returns an exit that came meanwhile. False when
+    /// `pid` was not watched (its exit was dispatched already).
+    pub fn hold(&self, pid: i32) -> bool {
+        let mut t = self.lock();
+        if !t.watched.remove(&pid) {
+            return false;
+        }
+        t.held.insert(pid);
+        true
+    }
+
     /// Records an exit; true when the pid is watched (the caller dispatches it).
     fn record(&self, pid: i32, code: i32) -> bool {
         let mut t = self.lock();
@@ -58,7 +74,8 @@ impl Exits {
             return true;
         }
         let now = Instant::now();
-        t.exits.retain(|_, (_, at)| now.duration_since(*at) < STALE);
+        let Table { exits, held, .. } = &mut *t;
+        exits.retain(|pid, (_, at)| held.contains(pid) || now.duration_since(*at) < STALE);
         t.exits.insert(pid, (code, now));
         self.cond.notify_all();
         false
@@ -112,4 +129,43 @@ where
         })
         .map_err(Error::io("failed to start thread", "exits"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_exit_waits_for_watch() {
+        let exits = Exits::default();
+        assert_eq!(exits.watch(10), None);
+        assert!(exits.record(10, 0), "watched: dispatched");
+        assert_eq!(exits.watch(11), None);
+        assert!(exits.hold(11));
+        assert!(!exits.record(11, 3), "held: kept, not dispatched");
+        assert_eq!(exits.watch(11), Some(3));
+        assert!(!exits.hold(12), "never watched");
+        assert_eq!(exits.watch(13), None);
+        assert!(exits.hold(13));
+        assert_eq!(exits.watch(13), None, "no exit while held");
+        assert!(exits.record(13, 1), "watched again: dispatched");
+    }
+
+    #[test]
+    fn held_exits_outlive_the_stale_bound() {
+        let exits = Exits::default();
+        assert_eq!(exits.watch(20), None);
+        assert!(exits.hold(20));
+        assert!(!exits.record(20, 9));
+        {
+            let mut t = exits.lock();
+            let old = Instant::now().checked_sub(STALE * 2).expect("clock");
+            for (_, at) in t.exits.values_mut() {
+                *at = old;
+            }
+        }
+        assert!(!exits.record(21, 0), "a stranger's exit prunes the stale");
+        assert_eq!(exits.watch(20), Some(9));
+        assert_eq!(exits.watch(21), Some(0));
+    }
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 use containerd_shim::api::{
     CheckpointTaskRequest, CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest,
@@ -16,8 +15,8 @@ use containerd_shim::api::{
 use containerd_shim::event::Event;
 use containerd_shim::protos::api::ProcessInfo;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskPaused, TaskResumed,
+    TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::publisher::RemotePublisher;
@@ -27,14 +26,14 @@ use crate::config::ShimConfig;
 use crate::console::{self, ConsoleSocket};
 use crate::errors::{Error, Result};
 use crate::io::{Fifos, ProcessIo};
-use crate::process::{Container, Process, State};
+use crate::process::{process_details, Container, Process, State};
 use crate::reaper::Exits;
 use crate::runtime::{read_pid, Pinc, ProcessStdio};
-use crate::{mounts, oom, stats};
+use crate::{lifecycle, mounts, oom, stats};
 
 /// Whether the bundle's container joins a pid namespace it does not own
 /// (the pod's or the host's): no pid entry, or one with a path.
-fn shares_pid_namespace(bundle: &Path) -> bool {
+pub(crate) fn shares_pid_namespace(bundle: &Path) -> bool {
     let Ok(bytes) = std::fs::read(bundle.join("config.json")) else {
         return false;
     };
@@ -50,16 +49,14 @@ fn shares_pid_namespace(bundle: &Path) -> bool {
         .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(|p| p.is_empty()))
 }
 
-/// How long an exited process's output may take to drain.
-const DRAIN: Duration = Duration::from_secs(3);
-
 pub struct Inner {
     pub namespace: String,
     pub exits: Arc<Exits>,
     publisher: Mutex<RemotePublisher>,
     exit_signal: Arc<ExitSignal>,
     containers: Mutex<HashMap<String, Container>>,
-    cond: Condvar,
+    /// Signalled when a process is marked exited (Wait callers).
+    pub(crate) cond: Condvar,
     me: Mutex<std::sync::Weak<Inner>>,
 }
 
@@ -100,7 +97,7 @@ impl Inner {
         self.me.lock().unwrap_or_else(|p| p.into_inner()).upgrade()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -111,7 +108,11 @@ impl Inner {
         }
     }
 
-    fn with<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container) -> Result<T>,
+    ) -> Result<T> {
         let mut all = self.lock();
         let c = all
             .get_mut(id)
@@ -131,59 +132,6 @@ impl Inner {
                 .ok_or_else(|| Error::NotFound(format!("process {exec_id} of {id}")))?;
             f(p)
         })
-    }
-
-    /// A container process exited: drain its output, record the status,
-    /// wake Wait callers, publish TaskExit.
-    pub fn process_exited(&self, pid: i32, code: i32) {
-        let found = {
-            let mut all = self.lock();
-            all.iter_mut().find_map(|(cid, c)| {
-                let exec_id = c.find_pid(pid)?;
-                let io = c.process_mut(&exec_id).and_then(|p| p.io.take());
-                Some((cid.clone(), exec_id, io, c.pinc.clone(), c.bundle.clone()))
-            })
-        };
-        let Some((cid, exec_id, mut io, pinc, bundle)) = found else {
-            tracing::debug!(pid, code, "exit of a process no container owns");
-            return;
-        };
-        if exec_id.is_empty() && shares_pid_namespace(&bundle) {
-            // Without a pid namespace of its own the container's other
-            // processes outlive init, keep its output open and would hold
-            // the exit for the whole drain: end them now, as containerd's
-            // runc shim does.
-            let killed = pinc.simple(&bundle, &["kill", "--all", &cid, "9"]);
-            if let Err(e) = killed {
-                tracing::warn!(container = %cid, "failed to kill what init left: {e}");
-            }
-        }
-        if let Some(io) = io.as_mut() {
-            io.wait_output(DRAIN);
-        }
-        let exited_at = {
-            let mut all = self.lock();
-            let Some(p) = all.get_mut(&cid).and_then(|c| c.process_mut(&exec_id)) else {
-                return;
-            };
-            p.set_exited(code);
-            p.io = io;
-            self.cond.notify_all();
-            p.exited_at.clone()
-        };
-        tracing::info!(container = %cid, exec = %exec_id, pid, code, "process exited");
-        let ev = TaskExit {
-            container_id: cid.clone(),
-            id: if exec_id.is_empty() { cid } else { exec_id },
-            pid: u32::try_from(pid).unwrap_or(0),
-            exit_status: u32::try_from(code).unwrap_or(255),
-            exited_at: exited_at.into(),
-            ..Default::default()
-        };
-        self.publish(
-            containerd_shim::protos::topics::TASK_EXIT_EVENT_TOPIC,
-            Box::new(ev),
-        );
     }
 
     /// Records the pid of a started process and catches an exit that came first.
@@ -234,9 +182,11 @@ impl Inner {
                 init,
                 execs: HashMap::new(),
                 rootfs_mounted: mounted,
+                running_execs: 0,
+                init_reaped: false,
+                init_exit: None,
             },
         );
-        self.watch(pid);
         oom::watch(self, &req.id, pid);
         let ev = TaskCreate {
             container_id: req.id.clone(),
@@ -256,6 +206,8 @@ impl Inner {
             containerd_shim::protos::topics::TASK_CREATE_EVENT_TOPIC,
             Box::new(ev),
         );
+        // Only now: an early exit (killed before start) follows TaskCreate.
+        self.watch(pid);
         Ok(CreateTaskResponse {
             pid: u32::try_from(pid).unwrap_or(0),
             ..Default::default()
@@ -265,22 +217,33 @@ impl Inner {
     fn start(&self, req: &StartRequest) -> Result<StartResponse> {
         let (pinc, bundle) = self.with(&req.id, |c| Ok((c.pinc.clone(), c.bundle.clone())))?;
         let pid = if req.exec_id.is_empty() {
-            pinc.simple(&bundle, &["start", &req.id])?;
-            let pid = self.with(&req.id, |c| {
-                if c.init.state == State::Created {
-                    c.init.state = State::Running;
-                }
-                Ok(c.init.pid)
-            })?;
-            let ev = TaskStart {
-                container_id: req.id.clone(),
-                pid: u32::try_from(pid).unwrap_or(0),
-                ..Default::default()
-            };
-            self.publish(
-                containerd_shim::protos::topics::TASK_START_EVENT_TOPIC,
-                Box::new(ev),
-            );
+            let pid = self.with(&req.id, |c| Ok(c.init.pid))?;
+            // A process that exits at once must not have its TaskExit out
+            // before TaskStart: its exit waits until TaskStart is published.
+            let held = self.exits.hold(pid);
+            let started = pinc.simple(&bundle, &["start", &req.id]).and_then(|()| {
+                self.with(&req.id, |c| {
+                    if c.init.state == State::Created {
+                        c.init.state = State::Running;
+                    }
+                    Ok(())
+                })
+            });
+            if started.is_ok() {
+                let ev = TaskStart {
+                    container_id: req.id.clone(),
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    ..Default::default()
+                };
+                self.publish(
+                    containerd_shim::protos::topics::TASK_START_EVENT_TOPIC,
+                    Box::new(ev),
+                );
+            }
+            if held {
+                self.watch(pid);
+            }
+            started?;
             pid
         } else {
             self.start_exec(&pinc, &bundle, req)?
@@ -291,7 +254,7 @@ impl Inner {
         })
     }
 
-    fn start_exec(&self, pinc: &Pinc, bundle: &std::path::Path, req: &StartRequest) -> Result<i32> {
+    fn start_exec(&self, pinc: &Pinc, bundle: &Path, req: &StartRequest) -> Result<i32> {
         let (fifos, spec) = self.with_process(&req.id, &req.exec_id, |p| {
             if p.state != State::Created {
                 return Err(Error::FailedPrecondition(format!(
@@ -303,11 +266,41 @@ impl Inner {
         })?;
         let spec =
             spec.ok_or_else(|| Error::InvalidArgument("exec without a process spec".into()))?;
+        self.exec_starting(&req.id)?;
+        let started = self.run_exec(pinc, bundle, req, &fifos, &spec);
+        if started.is_err() {
+            self.exec_done(&req.id);
+        }
+        let pid = started?;
+        let ev = TaskExecStarted {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            pid: u32::try_from(pid).unwrap_or(0),
+            ..Default::default()
+        };
+        self.publish(
+            containerd_shim::protos::topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            Box::new(ev),
+        );
+        // Only now: an exit that came first follows TaskExecStarted.
+        self.watch(pid);
+        Ok(pid)
+    }
+
+    /// `pinc exec` of a created exec; returns its pid.
+    fn run_exec(
+        &self,
+        pinc: &Pinc,
+        bundle: &Path,
+        req: &StartRequest,
+        fifos: &Fifos,
+        spec: &containerd_shim::protos::protobuf::well_known_types::any::Any,
+    ) -> Result<i32> {
         let process_json = bundle.join(format!("exec-{}.json", req.exec_id));
         let pid_file = bundle.join(format!("{}.pid", req.exec_id));
         std::fs::write(&process_json, &spec.value)
             .map_err(Error::io("failed to write", &process_json))?;
-        let started = start_process(&fifos, |stdio, socket| {
+        let started = start_process(fifos, |stdio, socket| {
             pinc.exec(bundle, &req.id, &process_json, &pid_file, socket, stdio)
         });
         let _ = std::fs::remove_file(&process_json);
@@ -319,23 +312,12 @@ impl Inner {
             p.io = Some(io);
             Ok(())
         })?;
-        let ev = TaskExecStarted {
-            container_id: req.id.clone(),
-            exec_id: req.exec_id.clone(),
-            pid: u32::try_from(pid).unwrap_or(0),
-            ..Default::default()
-        };
-        self.publish(
-            containerd_shim::protos::topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-            Box::new(ev),
-        );
-        self.watch(pid);
         Ok(pid)
     }
 
     fn delete(&self, req: &DeleteRequest) -> Result<DeleteResponse> {
         if !req.exec_id.is_empty() {
-            let p = self.with(&req.id, |c| {
+            let mut p = self.with(&req.id, |c| {
                 match c.execs.get(&req.exec_id) {
                     None => return Err(Error::NotFound(format!("exec {}", req.exec_id))),
                     Some(p) if !p.exited() && p.state != State::Created => {
@@ -350,6 +332,7 @@ impl Inner {
                     .remove(&req.exec_id)
                     .ok_or_else(|| Error::NotFound(format!("exec {}", req.exec_id)))
             })?;
+            lifecycle::finish_io(p.io.take());
             let _ = std::fs::remove_file(
                 self.with(&req.id, |c| Ok(c.bundle.clone()))?
                     .join(format!("{}.pid", req.exec_id)),
@@ -367,17 +350,19 @@ impl Inner {
                 return Err(e);
             }
         }
-        let c = self
+        let mut c = self
             .lock()
             .remove(&req.id)
             .ok_or_else(|| Error::NotFound(format!("container {}", req.id)))?;
+        // After `pinc delete`: no process of the container is left to write.
+        lifecycle::finish_io(c.init.io.take());
         if c.rootfs_mounted {
             mounts::unmount_rootfs(&c.bundle);
         }
         let pid = u32::try_from(c.init.pid).unwrap_or(0);
+        // No `id`: containerd's runc shim leaves it empty for the init.
         let ev = TaskDelete {
             container_id: c.id.clone(),
-            id: c.id.clone(),
             pid,
             exit_status: c.init.exit_status,
             exited_at: c.init.exited_at.clone().into(),
@@ -620,18 +605,28 @@ impl Task for Service {
     }
 
     fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
-        let (pinc, bundle) = self
-            .inner
-            .with(&req.id, |c| Ok((c.pinc.clone(), c.bundle.clone())))?;
+        let (pinc, bundle, execs) = self.inner.with(&req.id, |c| {
+            Ok((c.pinc.clone(), c.bundle.clone(), c.exec_pids()))
+        })?;
         let pids = pinc.ps(&bundle, &req.id)?;
-        Ok(PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|pid| ProcessInfo {
+        let processes = pids
+            .into_iter()
+            .map(|pid| {
+                // An exec's pid names its exec, as the runc shim does.
+                let info = execs
+                    .iter()
+                    .find(|(p, _)| u32::try_from(*p).is_ok_and(|p| p == pid))
+                    .map(|(_, exec_id)| process_details(exec_id))
+                    .transpose()?;
+                Ok(ProcessInfo {
                     pid,
+                    info: info.into(),
                     ..Default::default()
                 })
-                .collect(),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PidsResponse {
+            processes,
             ..Default::default()
         })
     }
