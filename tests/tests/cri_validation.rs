@@ -14,6 +14,8 @@ use pinc_tests::require_root;
 mod lifecycle;
 #[path = "cri_validation/probe.rs"]
 mod probe;
+#[path = "cri_validation/resources.rs"]
+mod resources;
 #[path = "cri_validation/security.rs"]
 mod security;
 #[path = "cri_validation/security_paths.rs"]
@@ -42,4 +44,9 @@ fn cri_security_context() {
 #[test]
 fn cri_security_sysctls_and_paths() {
     suite("crisecp", security_paths::scenarios);
+}
+
+#[test]
+fn cri_resources_and_stats() {
+    suite("crires", resources::scenarios);
 }
