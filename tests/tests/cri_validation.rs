@@ -12,6 +12,14 @@ use pinc_tests::require_root;
 
 #[path = "cri_validation/lifecycle.rs"]
 mod lifecycle;
+#[path = "cri_validation/probe.rs"]
+mod probe;
+#[path = "cri_validation/resources.rs"]
+mod resources;
+#[path = "cri_validation/security.rs"]
+mod security;
+#[path = "cri_validation/security_paths.rs"]
+mod security_paths;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -26,4 +34,19 @@ fn suite(tag: &str, scenarios: fn(&mut Suite)) {
 #[test]
 fn cri_lifecycle_and_status() {
     suite("crilife", lifecycle::scenarios);
+}
+
+#[test]
+fn cri_security_context() {
+    suite("crisec", security::scenarios);
+}
+
+#[test]
+fn cri_security_sysctls_and_paths() {
+    suite("crisecp", security_paths::scenarios);
+}
+
+#[test]
+fn cri_resources_and_stats() {
+    suite("crires", resources::scenarios);
 }
