@@ -193,6 +193,11 @@ fn create_locked(
     crate::normalize::create_cwd(&spec)?;
     let stages_changed = spec != loaded;
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
+    // cgroupfs paths only: a systemd unit's dirs are named by systemd.
+    if mode == Mode::Root && !opts.systemd_cgroup {
+        let host = crate::cgroup_mount::HostCgroups::read(Path::new("/proc"));
+        crate::cgroup_mount::bind_v1_hierarchies(&mut spec, &host);
+    }
 
     let hugetlb = hugetlb_plan(&mut spec)?;
     // The sandbox drops every cgroup limit (see rootless::adapt_spec).

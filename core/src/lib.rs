@@ -6,6 +6,7 @@
 //! ([`create`]). Each pipeline stage is a plain function over the spec.
 
 pub mod bundle;
+pub mod cgroup_mount;
 pub mod crash;
 pub mod create;
 pub mod devices;
