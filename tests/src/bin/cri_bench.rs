@@ -360,7 +360,8 @@ fn churn_run(d: &mut CriDaemon, parent: &str, handler: &str, tag: &str, a: &Args
                 let mut c = CriClient::connect(&sock);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= a.pods {
+                    // Interrupted: the pods not yet begun are not failures.
+                    if i >= a.pods || INTERRUPTED.load(Ordering::SeqCst) {
                         break;
                     }
                     let name = format!("churn-{handler}-{tag}-{i}");
@@ -397,7 +398,8 @@ fn churn_run(d: &mut CriDaemon, parent: &str, handler: &str, tag: &str, a: &Args
     }
     let pod_ns = pod_ns.into_inner().unwrap_or_else(|p| p.into_inner());
     eprintln!(
-        "churn {handler} {tag}: {} pods, {} at a time, {wall:.2?} ({:.2} pods/s), {} failure(s)",
+        "churn {handler} {tag}: {} of {} pods, {} at a time, {wall:.2?} ({:.2} pods/s), {} failure(s)",
+        pod_ns.len(),
         a.pods,
         a.parallel,
         pod_ns.len() as f64 / wall.as_secs_f64().max(1e-9),
