@@ -38,7 +38,10 @@ fn lifecycle_failures_have_their_kind() {
     let id = unique_id("kinds");
 
     assert_eq!(kind_of_failure(&pinc, dir, &["state", "nope"]), "not-found");
-    assert_eq!(kind_of_failure(&pinc, dir, &["kill", "nope", "9"]), "not-found");
+    assert_eq!(
+        kind_of_failure(&pinc, dir, &["kill", "nope", "9"]),
+        "not-found"
+    );
     assert_eq!(
         kind_of_failure(&pinc, dir, &["state", "a/b"]),
         "invalid-argument"
@@ -63,7 +66,10 @@ fn lifecycle_failures_have_their_kind() {
     });
     assert!(stopped, "{} did not stop", id);
     // What containerd's shims turn into NotFound for a signal.
-    assert_eq!(kind_of_failure(&pinc, dir, &["kill", &id, "TERM"]), "not-running");
+    assert_eq!(
+        kind_of_failure(&pinc, dir, &["kill", &id, "TERM"]),
+        "not-running"
+    );
     assert_eq!(kind_of_failure(&pinc, dir, &["pause", &id]), "not-running");
     assert_eq!(
         kind_of_failure(&pinc, dir, &["exec", &id, "true"]),
@@ -86,7 +92,10 @@ fn spec_and_placement_failures_have_their_kind() {
             &["create", "--bundle", &b, &unique_id("kinds")],
         )
     };
-    assert_eq!(create(&|c| c["ociVersion"] = "2.0.0".into()), "invalid-spec");
+    assert_eq!(
+        create(&|c| c["ociVersion"] = "2.0.0".into()),
+        "invalid-spec"
+    );
     assert_eq!(
         create(&|c| c["process"]["args"] = serde_json::json!([])),
         "invalid-spec"
