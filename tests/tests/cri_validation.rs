@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use pinc_tests::cri_compare::Suite;
 use pinc_tests::require_root;
 
+#[path = "cri_validation/exec.rs"]
+mod exec;
 #[path = "cri_validation/lifecycle.rs"]
 mod lifecycle;
 
@@ -26,4 +28,9 @@ fn suite(tag: &str, scenarios: fn(&mut Suite)) {
 #[test]
 fn cri_lifecycle_and_status() {
     suite("crilife", lifecycle::scenarios);
+}
+
+#[test]
+fn cri_exec_and_attach() {
+    suite("criexec", exec::scenarios);
 }
