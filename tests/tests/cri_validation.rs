@@ -14,6 +14,8 @@ use pinc_tests::require_root;
 mod exec;
 #[path = "cri_validation/lifecycle.rs"]
 mod lifecycle;
+#[path = "cri_validation/logs.rs"]
+mod logs;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -33,4 +35,9 @@ fn cri_lifecycle_and_status() {
 #[test]
 fn cri_exec_and_attach() {
     suite("criexec", exec::scenarios);
+}
+
+#[test]
+fn cri_container_logs() {
+    suite("crilogs", logs::scenarios);
 }
