@@ -16,6 +16,8 @@ mod exec;
 mod lifecycle;
 #[path = "cri_validation/logs.rs"]
 mod logs;
+#[path = "cri_validation/namespaces.rs"]
+mod namespaces;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -40,4 +42,9 @@ fn cri_exec_and_attach() {
 #[test]
 fn cri_container_logs() {
     suite("crilogs", logs::scenarios);
+}
+
+#[test]
+fn cri_namespace_modes() {
+    suite("crins", namespaces::scenarios);
 }
