@@ -18,6 +18,8 @@ mod lifecycle;
 mod logs;
 #[path = "cri_validation/namespaces.rs"]
 mod namespaces;
+#[path = "cri_validation/volumes.rs"]
+mod volumes;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -47,4 +49,9 @@ fn cri_container_logs() {
 #[test]
 fn cri_namespace_modes() {
     suite("crins", namespaces::scenarios);
+}
+
+#[test]
+fn cri_volumes() {
+    suite("crivol", volumes::scenarios);
 }
