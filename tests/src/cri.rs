@@ -258,8 +258,8 @@ impl CriClient {
     }
 }
 
-/// A host-network pod's config: no CNI involved (the private containerd
-/// has no CNI config), PID and IPC namespaces of the pod's own.
+/// A host-network pod's config: no CNI involved, PID and IPC namespaces
+/// of the pod's own.
 pub fn host_network_pod(
     name: &str,
     annotations: &[(&str, &str)],
@@ -374,26 +374,114 @@ pub fn build_images(dir: &Path) -> (PathBuf, PathBuf) {
 /// The CRI plugin's own settings for the tests, put before the packaged
 /// runtime snippet (TOML allows a parent table after its children only
 /// when it is not defined twice, so the snippet must not define it).
-pub fn cri_plugin_config(sandbox_image: &str) -> String {
+/// `cni_conf_dir`: where the tests' own network is (see [`TestNetwork`]).
+pub fn cri_plugin_config(sandbox_image: &str, cni_conf_dir: &Path) -> String {
     format!(
         r#"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
   # Lowering oom_score_adj needs CAP_SYS_RESOURCE, which root lacks here.
   restrict_oom_score_adj = true
-  # Random port on localhost: the streaming server is not used by ExecSync.
+  # Random port on localhost: streaming Exec/Attach (tests/src/cri_stream.rs).
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  # Host-network pods only: no CNI config exists, so CNI is never called.
+  # Pod-network pods join the tests' own bridge; host-network pods never
+  # call CNI.
   [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "/nonexistent/pinc-test-cni"
+    bin_dir = "{CNI_BIN_DIR}"
+    conf_dir = "{}"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
   # Plain runc, for comparison.
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
-"#
+"#,
+        cni_conf_dir.display()
     )
+}
+
+/// Debian's containernetworking-plugins.
+pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
+/// The pod network of one CriDaemon: a bridge with no address on the host
+/// (no gateway, no masquerading, no uplink), so pods get an eth0 with an
+/// address that reaches nothing but the other pods of the run. Its name,
+/// subnet and IPAM state are the run's own; `Drop` removes the bridge.
+pub struct TestNetwork {
+    /// The bridge device on the host (unique to the run: pid-named).
+    pub bridge: String,
+    /// The subnet pods' addresses are in, e.g. `10.251.7.0/24`.
+    pub subnet: String,
+    /// The subnet's first three octets with a dot: `10.251.7.`.
+    pub prefix: String,
+    pub conf_dir: PathBuf,
+}
+
+impl TestNetwork {
+    /// Writes the conflist under `dir` (IPAM state there too).
+    pub fn new(dir: &Path) -> Self {
+        for plugin in ["bridge", "host-local", "loopback"] {
+            let bin = Path::new(CNI_BIN_DIR).join(plugin);
+            assert!(
+                bin.is_file(),
+                "{} is missing: install containernetworking-plugins (scripts/install-deps)",
+                bin.display()
+            );
+        }
+        let pid = std::process::id();
+        let bridge = format!("pcri{pid}");
+        let prefix = format!("10.251.{}.", pid % 250);
+        let subnet = format!("{prefix}0/24");
+        let conf_dir = dir.join("cni-conf");
+        fs::create_dir_all(&conf_dir).expect("CNI conf dir");
+        let conf = json!({
+            "cniVersion": "1.0.0",
+            "name": format!("pinc-test-{pid}"),
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": bridge,
+                    "isGateway": false,
+                    "isDefaultGateway": false,
+                    "ipMasq": false,
+                    "hairpinMode": false,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": subnet}]],
+                        "dataDir": dir.join("cni-ipam"),
+                    },
+                },
+                {"type": "loopback"},
+            ],
+        });
+        fs::write(conf_dir.join("10-pinc-test.conflist"), conf.to_string()).expect("CNI conflist");
+        Self {
+            bridge,
+            subnet,
+            prefix,
+            conf_dir,
+        }
+    }
+
+    /// Whether the bridge device exists on the host.
+    pub fn bridge_exists(&self) -> bool {
+        Path::new("/sys/class/net").join(&self.bridge).exists()
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        // Pods (and their veths and netns) are gone by now; the bridge
+        // is the plugin's leftover: CNI DEL never removes it.
+        if self.bridge_exists() {
+            let out = Command::new("ip")
+                .args(["link", "delete", &self.bridge])
+                .output();
+            if !matches!(&out, Ok(o) if o.status.success()) {
+                eprintln!("cannot delete bridge {}: {out:?}", self.bridge);
+            }
+        }
+    }
 }
 
 /// The packaged v2 snippet with its install paths replaced: pinc's binary
@@ -434,6 +522,8 @@ pub struct CriDaemon {
     /// pinc's state root as the `pinc` handler's shim uses it, before the
     /// namespace is appended.
     pub shim_root: PathBuf,
+    /// The pod network (pods with network namespace mode POD).
+    pub net: TestNetwork,
     work: tempfile::TempDir,
 }
 
@@ -449,9 +539,10 @@ impl CriDaemon {
         let shim_config = work.path().join("pinc-shim.json");
         let body = json!({"binary": pinc, "root": shim_root});
         fs::write(&shim_config, body.to_string()).expect("shim config");
+        let net = TestNetwork::new(work.path());
         let extra_config = format!(
             "{}\n{}",
-            cri_plugin_config(PAUSE_IMAGE),
+            cri_plugin_config(PAUSE_IMAGE, &net.conf_dir),
             packaged_snippet(&pinc, &shim_config)
         );
         let mut containerd = Containerd::start_with(&ContainerdOptions {
@@ -472,6 +563,7 @@ impl CriDaemon {
             containerd,
             pinc,
             shim_root,
+            net,
             work,
         }
     }

@@ -15,6 +15,7 @@ use serde_json::Value;
 pub mod census;
 pub mod cri;
 pub mod cri_compare;
+pub mod cri_stream;
 pub mod daemons;
 pub mod devroot;
 pub mod shim;

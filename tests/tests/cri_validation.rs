@@ -10,8 +10,14 @@ use std::sync::Mutex;
 use pinc_tests::cri_compare::Suite;
 use pinc_tests::require_root;
 
+#[path = "cri_validation/exec.rs"]
+mod exec;
 #[path = "cri_validation/lifecycle.rs"]
 mod lifecycle;
+#[path = "cri_validation/logs.rs"]
+mod logs;
+#[path = "cri_validation/namespaces.rs"]
+mod namespaces;
 #[path = "cri_validation/probe.rs"]
 mod probe;
 #[path = "cri_validation/resources.rs"]
@@ -20,6 +26,8 @@ mod resources;
 mod security;
 #[path = "cri_validation/security_paths.rs"]
 mod security_paths;
+#[path = "cri_validation/volumes.rs"]
+mod volumes;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -49,4 +57,24 @@ fn cri_security_sysctls_and_paths() {
 #[test]
 fn cri_resources_and_stats() {
     suite("crires", resources::scenarios);
+}
+
+#[test]
+fn cri_exec_and_attach() {
+    suite("criexec", exec::scenarios);
+}
+
+#[test]
+fn cri_container_logs() {
+    suite("crilogs", logs::scenarios);
+}
+
+#[test]
+fn cri_namespace_modes() {
+    suite("crins", namespaces::scenarios);
+}
+
+#[test]
+fn cri_volumes() {
+    suite("crivol", volumes::scenarios);
 }
