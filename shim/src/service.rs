@@ -400,6 +400,14 @@ impl Inner {
             args.push(&sig);
             return pinc.simple(&bundle, &args);
         }
+        // An exec that never started has no pid: kill(0) would signal the
+        // shim's own process group, and with it every container it serves.
+        if pid <= 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "process {} not created",
+                req.exec_id
+            )));
+        }
         let sig = nix::sys::signal::Signal::try_from(i32::try_from(req.signal).unwrap_or(-1))
             .map_err(|_| Error::InvalidArgument(format!("signal {}", req.signal)))?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
