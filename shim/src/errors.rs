@@ -87,11 +87,9 @@ impl Error {
             Self::Unsupported(_) => Code::UNIMPLEMENTED,
             Self::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
             Self::Runtime { command, kind, .. } => runtime_code(command, *kind),
-            Self::Io { source, .. } | Self::Spawn { source, .. }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Code::NOT_FOUND
-            }
+            // A missing file of the shim's own (an exec's pid file when the
+            // exec failed) says nothing about the container: not NotFound,
+            // which containerd would take for "already gone".
             _ => Code::INTERNAL,
         }
     }
@@ -157,6 +155,10 @@ mod tests {
             Code::INVALID_ARGUMENT
         );
         assert_eq!(code_of(Error::Unsupported("no")), Code::UNIMPLEMENTED);
+        let missing = Error::io("failed to read", "/b/exec.pid")(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        ));
+        assert_eq!(code_of(missing), Code::INTERNAL);
         let runtime = |command: &str, kind| Error::Runtime {
             command: command.into(),
             status: 1,
