@@ -293,6 +293,12 @@ fn create_locked(
     if let Some(cpus) = &affinity_target {
         affinity::set(init_pid, cpus)?;
     }
+    match crate::propagation::apply(init_pid, &crate::propagation::wanted(&spec)) {
+        Ok(()) => {}
+        Err(e) if mode == Mode::Root => return Err(e),
+        // Without root, joining the init's mount namespace may be refused.
+        Err(e) => tracing::warn!(target: "pinc", "mount propagation left as is: {e}"),
+    }
     let cgroup_path = cgroups_path.clone().unwrap_or_default();
     let hugetlb_v2 = match &hugetlb {
         Some(plan) => {

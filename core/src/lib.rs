@@ -29,6 +29,7 @@ pub mod ops;
 pub mod orphans;
 pub mod pipeline;
 pub mod placement;
+pub mod propagation;
 pub mod ps;
 pub mod reclaim;
 pub mod root;
