@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of `_ses.<id>`.
+    pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
     pub rootless: RootlessFlag,
     /// `false` for `run` in the foreground (the caller waits on the container).
@@ -219,6 +221,12 @@ fn create_locked(
     }
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
 
+    // Before the sandbox's user namespace: exec joins the keyring by name
+    // from the same namespace and uid (see join_session_keyring).
+    if !opts.no_new_keyring {
+        crate::executor::join_session_keyring(&opts.id, true)?;
+    }
+
     let sandbox = if let Mode::Sandbox { dir } = &mode {
         let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
@@ -326,6 +334,7 @@ fn create_locked(
     let sidecar = Sidecar {
         sandbox,
         final_spec: staged.is_some(),
+        no_new_keyring: opts.no_new_keyring,
         rootfs: spec.root().as_ref().map(|r| r.path().clone()),
         cgroups_path,
         hugetlb_v2,

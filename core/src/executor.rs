@@ -122,6 +122,107 @@ fn default_signals() {
     );
 }
 
+/// keyctl(2) operations and the special keyring id pinc uses.
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+const KEYCTL_SETPERM: libc::c_long = 5;
+const KEYCTL_DESCRIBE: libc::c_long = 6;
+/// "user" (owner) may search the keyring: what lets a later `exec`, as the
+/// same uid, find the container's keyring by name and join it.
+const KEY_USR_SEARCH: u32 = 0x0008_0000;
+
+/// The name of a container's session keyring, as runc names it.
+pub fn session_keyring_name(id: &str) -> String {
+    format!("_ses.{id}")
+}
+
+/// Gives this process (and so every process it forks from now on, the
+/// container's included) the session keyring `_ses.<id>`, joining it when it
+/// exists, so the container does not share its caller's keys.
+///
+/// runc joins in the container process before seccomp and before it changes
+/// uid; pinc's executor runs after both (libcontainer's order), where a
+/// profile denying keyctl or a non-root user would change the outcome. So
+/// pinc joins in itself, just before libcontainer forks: its children inherit
+/// the session keyring, and pinc exits soon after. `searchable` adds owner
+/// search permission, as runc does for the keyring it makes at create (never
+/// "other" search, which runc adds in a user namespace: pinc's keyring lives
+/// in its own namespace, where that would let any uid join it).
+///
+/// ENOSYS (no keyring support, or a seccomp filter on pinc) is ignored, as
+/// runc ignores it; any other failure fails the start.
+pub fn join_session_keyring(id: &str, searchable: bool) -> Result<(), crate::error::Error> {
+    let name = session_keyring_name(id);
+    let failed = |what: &str, source| crate::error::Error::Sys {
+        what: format!("failed to {what} the session keyring {name}"),
+        source,
+    };
+    let serial = match keyctl_join(&name) {
+        Ok(serial) => serial,
+        Err(nix::errno::Errno::ENOSYS) => return Ok(()),
+        Err(e) => return Err(failed("join", e)),
+    };
+    if searchable {
+        let perm = keyctl_perm(serial).map_err(|e| failed("read the permissions of", e))?;
+        keyctl_setperm(serial, perm | KEY_USR_SEARCH).map_err(|e| failed("make searchable", e))?;
+    }
+    Ok(())
+}
+
+/// Result of a keyctl call that returns a number.
+fn keyctl_result(rc: libc::c_long) -> nix::Result<libc::c_long> {
+    if rc < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn keyctl_join(name: &str) -> nix::Result<i32> {
+    let name = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+    // kernel only reads it.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    keyctl_result(rc).map(|serial| serial as i32)
+}
+
+/// The key's permission mask, from its description
+/// ("type;uid;gid;perm;description", perm in hex).
+fn keyctl_perm(serial: i32) -> nix::Result<u32> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`,
+        // which is valid for writes of that length.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_DESCRIBE,
+                serial,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        // The length needed, NUL included; the buffer is untouched when short.
+        let needed = keyctl_result(rc)? as usize;
+        if needed > buf.len() {
+            buf.resize(needed, 0);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&buf[..needed]);
+        return parse_perm(&text).ok_or(nix::errno::Errno::EINVAL);
+    }
+}
+
+fn parse_perm(description: &str) -> Option<u32> {
+    let field = description.split(';').nth(3)?;
+    u32::from_str_radix(field, 16).ok()
+}
+
+fn keyctl_setperm(serial: i32, perm: u32) -> nix::Result<()> {
+    // SAFETY: plain integer arguments; no memory is passed.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, perm) };
+    keyctl_result(rc).map(|_| ())
+}
+
 /// The kernel's `struct sigaction` on the architectures whose layout is the
 /// generic one (handler, flags, restorer, mask).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -217,5 +318,16 @@ mod tests {
             runc_wording("x", "PATH environment variable is not set"),
             "PATH environment variable is not set"
         );
+    }
+
+    #[test]
+    fn reads_the_permissions_of_a_description() {
+        assert_eq!(
+            parse_perm("keyring;0;0;3f130000;_ses.c1\0"),
+            Some(0x3f13_0000)
+        );
+        assert_eq!(parse_perm("keyring;0;0;3f130000;a;b"), Some(0x3f13_0000));
+        assert_eq!(parse_perm("keyring;0;0"), None);
+        assert_eq!(parse_perm("keyring;0;0;zz;x"), None);
     }
 }

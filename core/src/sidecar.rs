@@ -19,6 +19,10 @@ pub struct Sidecar {
     /// The final spec differs from the bundle's and is kept in the container dir.
     #[serde(default)]
     pub final_spec: bool,
+    /// Created with --no-new-keyring: exec keeps its caller's session
+    /// keyring too, as runc's exec does for such a container.
+    #[serde(default)]
+    pub no_new_keyring: bool,
     /// The CPUs the container's processes are confined to by affinity, when the
     /// spec had no cpuset and the caller's affinity was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ mod tests {
         let s = Sidecar {
             sandbox: true,
             final_spec: true,
+            no_new_keyring: true,
             affinity: Some("1".into()),
             rootfs: Some("/b/rootfs".into()),
             cgroups_path: Some("/pinc/c".into()),

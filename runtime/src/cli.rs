@@ -153,7 +153,7 @@ pub struct Create {
     /// Use chroot-like mount moves instead of pivot_root
     #[arg(long)]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility
+    /// Keep the caller's session keyring (default: a new one, _ses.<id>)
     #[arg(long)]
     pub no_new_keyring: bool,
     pub id: String,

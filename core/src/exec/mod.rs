@@ -358,6 +358,11 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     crate::crash::point("exec:view");
     let (process_file, confinement) = prepare_process(&spec, &sidecar, opts, &view.root)?;
     let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+    // The init's keyring, found by name from where create made it: before
+    // any user namespace is entered.
+    if !sidecar.no_new_keyring {
+        crate::executor::join_session_keyring(&opts.id, false)?;
+    }
     if sidecar.sandbox {
         rootless::join(
             pid,

@@ -11,6 +11,7 @@ pub fn options(args: &Create, global: &Global, detach: bool) -> CreateOptions {
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
         systemd_cgroup: global.systemd_cgroup,
         rootless: super::rootless(global),
         detach,
