@@ -71,6 +71,20 @@ fn run_forwards_signals_and_reports_death_by_signal() {
     let id = unique_id("fwd");
     let mut child = spawn_run(&pinc, &bundle, &id);
     wait_for_status(&pinc, &id, "running");
+    // "running" comes before the shell ran `trap`: a TERM sent earlier would
+    // be dropped (pid 1 without a handler), and the loop would never end.
+    let pid = pinc.state(&id)["pid"].as_i64().expect("init pid");
+    let term_caught = pinc_tests::daemons::wait_until(std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("SigCgt:"))
+                    .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            })
+            .is_some_and(|caught| caught & (1 << (libc::SIGTERM - 1)) != 0)
+    });
+    assert!(term_caught, "the container's shell never trapped TERM");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
