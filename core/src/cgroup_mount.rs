@@ -126,8 +126,13 @@ fn joins_pid_namespace(spec: &Spec) -> bool {
 /// Replaces the spec's `cgroup` mount by a tmpfs and bind mounts when the
 /// container joins a pid namespace on a host with v1 hierarchies. Needs the
 /// spec's final (cgroupfs) cgroupsPath; returns whether it changed the spec.
-pub fn bind_v1_hierarchies(spec: &mut Spec, host: &HostCgroups) -> bool {
-    if host.hierarchies.is_empty() || !joins_pid_namespace(spec) {
+/// `host` is read only for such a spec: most creates never need it.
+pub fn bind_v1_hierarchies(spec: &mut Spec, host: impl FnOnce() -> HostCgroups) -> bool {
+    if !joins_pid_namespace(spec) {
+        return false;
+    }
+    let host = host();
+    if host.hierarchies.is_empty() {
         return false;
     }
     let Some(cgroups_path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
@@ -275,7 +280,7 @@ mod tests {
     #[test]
     fn a_joined_pid_namespace_gets_binds_of_the_cgroups_the_init_is_in() {
         let mut s = spec(Some("/proc/42/ns/pid"));
-        assert!(bind_v1_hierarchies(&mut s, &host()));
+        assert!(bind_v1_hierarchies(&mut s, host));
         assert_eq!(
             described(&s),
             vec![
@@ -295,11 +300,11 @@ mod tests {
     fn left_alone_with_its_own_pid_namespace_or_no_v1_hierarchy() {
         let mut own = spec(None);
         let before = own.clone();
-        assert!(!bind_v1_hierarchies(&mut own, &host()));
+        assert!(!bind_v1_hierarchies(&mut own, host));
         assert_eq!(own, before);
         let mut unified = spec(Some("/proc/42/ns/pid"));
         let before = unified.clone();
-        assert!(!bind_v1_hierarchies(&mut unified, &HostCgroups::default()));
+        assert!(!bind_v1_hierarchies(&mut unified, HostCgroups::default));
         assert_eq!(unified, before);
     }
 
@@ -309,7 +314,7 @@ mod tests {
         let mut mounts = s.mounts().clone().expect("mounts");
         mounts[1].set_options(Some(options(&["nosuid", "noexec", "nodev"])));
         s.set_mounts(Some(mounts));
-        assert!(bind_v1_hierarchies(&mut s, &host()));
+        assert!(bind_v1_hierarchies(&mut s, host));
         assert!(described(&s)[2].ends_with("bind,nosuid,noexec,nodev"));
     }
 

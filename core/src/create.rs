@@ -197,8 +197,9 @@ fn create_locked(
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
     // cgroupfs paths only: a systemd unit's dirs are named by systemd.
     if mode == Mode::Root && !opts.systemd_cgroup {
-        let host = crate::cgroup_mount::HostCgroups::read(Path::new("/proc"));
-        crate::cgroup_mount::bind_v1_hierarchies(&mut spec, &host);
+        crate::cgroup_mount::bind_v1_hierarchies(&mut spec, || {
+            crate::cgroup_mount::HostCgroups::read(Path::new("/proc"))
+        });
     }
 
     let hugetlb = hugetlb_plan(&mut spec)?;
