@@ -166,33 +166,20 @@ mod tests {
             // The message plays no part: it says the opposite on purpose.
             message: "container c does not exist".into(),
         };
-        assert_eq!(
-            code_of(runtime("state", ErrorKind::NotFound)),
-            Code::NOT_FOUND
-        );
-        assert_eq!(
-            code_of(runtime("create", ErrorKind::AlreadyExists)),
-            Code::ALREADY_EXISTS
-        );
-        assert_eq!(
-            code_of(runtime("kill", ErrorKind::NotRunning)),
-            Code::NOT_FOUND
-        );
-        assert_eq!(
-            code_of(runtime("pause", ErrorKind::NotRunning)),
-            Code::FAILED_PRECONDITION
-        );
-        assert_eq!(
-            code_of(runtime("create", ErrorKind::InvalidSpec)),
-            Code::INVALID_ARGUMENT
-        );
-        assert_eq!(
-            code_of(runtime("create", ErrorKind::PlacementRefused)),
-            Code::RESOURCE_EXHAUSTED
-        );
-        assert_eq!(
-            code_of(runtime("delete", ErrorKind::Internal)),
-            Code::INTERNAL
-        );
+        for (command, kind, code) in [
+            ("state", ErrorKind::NotFound, Code::NOT_FOUND),
+            ("create", ErrorKind::AlreadyExists, Code::ALREADY_EXISTS),
+            ("kill", ErrorKind::NotRunning, Code::NOT_FOUND),
+            ("pause", ErrorKind::NotRunning, Code::FAILED_PRECONDITION),
+            ("create", ErrorKind::InvalidSpec, Code::INVALID_ARGUMENT),
+            (
+                "create",
+                ErrorKind::PlacementRefused,
+                Code::RESOURCE_EXHAUSTED,
+            ),
+            ("delete", ErrorKind::Internal, Code::INTERNAL),
+        ] {
+            assert_eq!(code_of(runtime(command, kind)), code, "{command} {kind}");
+        }
     }
 }
