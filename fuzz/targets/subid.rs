@@ -7,11 +7,11 @@ fn main() {
             return;
         };
         for (name, id) in [("root", 0), ("alice", 1000), ("", u32::MAX)] {
-            for r in pinc_core::subid::ranges(text, name, id) {
+            for r in pinc_core::rootless::subid::ranges(text, name, id) {
                 assert!(r.count > 0, "a range with no ids: {r:?}");
-                let maps = pinc_core::subid::maps(id, Some(r));
+                let maps = pinc_core::rootless::subid::maps(id, Some(r));
                 assert!(
-                    pinc_core::subid::allowed(&maps, id, Some(r)),
+                    pinc_core::rootless::subid::allowed(&maps, id, Some(r)),
                     "the maps made from {r:?} are not allowed by it: {maps:?}"
                 );
             }

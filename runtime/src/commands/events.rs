@@ -1,4 +1,4 @@
-use pinc_core::events;
+use pinc_core::container::events;
 
 use crate::cli::{Events, Global};
 

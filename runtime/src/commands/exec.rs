@@ -1,4 +1,4 @@
-use pinc_core::exec::{exec, ExecOptions};
+use pinc_core::process::exec::{exec, ExecOptions};
 
 use crate::cli::{Exec, Global};
 

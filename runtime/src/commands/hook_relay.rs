@@ -1,4 +1,4 @@
-use pinc_core::hook_relay;
+use pinc_core::process::hook_relay;
 
 use crate::cli::HookRelay;
 

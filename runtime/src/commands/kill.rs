@@ -1,8 +1,8 @@
-use pinc_core::ops;
+use pinc_core::container;
 
 use crate::cli::{Global, Kill};
 
 pub fn run(args: &Kill, global: &Global) -> anyhow::Result<i32> {
-    ops::kill(&super::root(global), &args.id, &args.signal, args.all)?;
+    container::kill(&super::root(global), &args.id, &args.signal, args.all)?;
     Ok(0)
 }

@@ -1,4 +1,4 @@
-use pinc_core::list;
+use pinc_core::container::list;
 
 use crate::cli::{Format, Global, List};
 

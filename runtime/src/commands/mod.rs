@@ -32,7 +32,7 @@ pub fn root(global: &Global) -> RuntimeRoot {
 fn root_path(global: &Global) -> std::path::PathBuf {
     match &global.root {
         Some(p) => p.clone(),
-        None => pinc_core::root::default_path(
+        None => pinc_core::state::root::default_path(
             nix::unistd::geteuid().as_raw(),
             std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
         ),

@@ -1,4 +1,4 @@
-use pinc_core::ps;
+use pinc_core::container::ps;
 
 use crate::cli::{Format, Global, Ps};
 

@@ -1,5 +1,5 @@
+use pinc_core::container::run::{run as run_container, RunOptions};
 use pinc_core::pipeline;
-use pinc_core::run::{run as run_container, RunOptions};
 
 use crate::cli::{Global, Run};
 

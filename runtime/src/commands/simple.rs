@@ -1,30 +1,30 @@
 //! Commands that take only an id.
 
-use pinc_core::ops;
+use pinc_core::container;
 
 use crate::cli::{Global, Id};
 
 pub fn start(args: &Id, global: &Global) -> anyhow::Result<i32> {
-    ops::start(&super::root(global), &args.id)?;
+    container::start(&super::root(global), &args.id)?;
     Ok(0)
 }
 
 pub fn state(args: &Id, global: &Global) -> anyhow::Result<i32> {
-    super::print_json(&ops::state(&super::root(global), &args.id)?)?;
+    super::print_json(&container::state(&super::root(global), &args.id)?)?;
     Ok(0)
 }
 
 pub fn pause(args: &Id, global: &Global) -> anyhow::Result<i32> {
-    ops::pause(&super::root(global), &args.id)?;
+    container::pause(&super::root(global), &args.id)?;
     Ok(0)
 }
 
 pub fn resume(args: &Id, global: &Global) -> anyhow::Result<i32> {
-    ops::resume(&super::root(global), &args.id)?;
+    container::resume(&super::root(global), &args.id)?;
     Ok(0)
 }
 
 pub fn features() -> anyhow::Result<i32> {
-    super::print_json(&pinc_core::features::features())?;
+    super::print_json(&pinc_core::spec::features::features())?;
     Ok(0)
 }

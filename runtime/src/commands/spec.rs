@@ -1,4 +1,4 @@
-use pinc_core::spec_template;
+use pinc_core::spec::spec_template;
 
 use crate::cli::SpecCmd;
 

@@ -1,4 +1,4 @@
-use pinc_core::update::{update, UpdateOptions};
+use pinc_core::container::update::{update, UpdateOptions};
 
 use crate::cli::{Global, Update};
 

@@ -2,14 +2,14 @@
 
 use std::fs;
 
-use crate::ops::{self, StateView};
+use crate::container::state::{self, StateView};
 use crate::RuntimeRoot;
 
 /// States of all containers, sorted by id. Unreadable entries are skipped:
 /// one broken container must not hide the others.
 pub fn list(root: &RuntimeRoot) -> Vec<StateView> {
     // Ghosts of commands that died are reclaimed, not listed.
-    crate::reclaim::sweep_all(root);
+    crate::state::reclaim::sweep_all(root);
     let mut ids: Vec<String> = fs::read_dir(root.path())
         .into_iter()
         .flatten()
@@ -20,7 +20,7 @@ pub fn list(root: &RuntimeRoot) -> Vec<StateView> {
         .collect();
     ids.sort();
     ids.iter()
-        .filter_map(|id| ops::state(root, id).ok())
+        .filter_map(|id| state::state(root, id).ok())
         .collect()
 }
 

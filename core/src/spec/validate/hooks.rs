@@ -123,7 +123,7 @@ fn in_container(spec: &Spec, rootfs: &Path, field: &str, hook: &Hook) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support::spec;
+    use crate::spec::validate::test_support::spec;
     use serde_json::json;
 
     fn err(hooks: serde_json::Value, rootfs: &Path) -> String {

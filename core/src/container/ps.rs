@@ -6,9 +6,10 @@ use std::process::Command;
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
 use libcontainer::container::Container;
 
+use super::state;
 use crate::error::{Error, Result};
-use crate::sidecar::Sidecar;
-use crate::{ops, RuntimeRoot};
+use crate::state::sidecar::Sidecar;
+use crate::RuntimeRoot;
 
 /// The cgroup manager of a created container.
 pub(crate) fn cgroup_manager(
@@ -50,7 +51,7 @@ pub(crate) fn pids_by_namespace(init_pid: i32) -> Vec<i32> {
 
 /// The pids of every process in the container.
 pub fn pids(root: &RuntimeRoot, id: &str) -> Result<Vec<i32>> {
-    let container = ops::load(root, id)?;
+    let container = state::load(root, id)?;
     if Sidecar::load(&container.root).sandbox {
         return Ok(container
             .pid()

@@ -5,10 +5,11 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::state;
 use crate::create::{create, CreateOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::{ops, RuntimeRoot};
+use crate::RuntimeRoot;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -96,8 +97,8 @@ pub fn run(root: &RuntimeRoot, opts: &RunOptions, pipeline: &Pipeline) -> Result
     let id = opts.create.id.as_str();
     let created = create(root, &opts.create, pipeline)?;
     let set = block_signals()?;
-    if let Err(e) = ops::start(root, id) {
-        let _ = ops::delete(root, id, true);
+    if let Err(e) = state::start(root, id) {
+        let _ = state::delete(root, id, true);
         return Err(e);
     }
     if opts.create.detach {
@@ -108,7 +109,7 @@ pub fn run(root: &RuntimeRoot, opts: &RunOptions, pipeline: &Pipeline) -> Result
         crate::rootless::leave_scratch();
     }
     if !opts.keep {
-        ops::delete(root, id, true)?;
+        state::delete(root, id, true)?;
     }
     Ok(code)
 }

@@ -9,7 +9,7 @@ use libcontainer::oci_spec::runtime::{
 };
 use serde_json::Value;
 
-use crate::validate::{inroot, SpecError};
+use crate::spec::validate::{inroot, SpecError};
 
 /// The capability sets of `process.capabilities`.
 const CAP_SETS: &[&str] = &[
@@ -55,7 +55,7 @@ pub fn spec(spec: &mut Spec) {
         }
         // libcontainer leaves a capability set alone when it is absent, so
         // the process would keep all of root's; runc gives it none.
-        let caps = crate::exec::process::complete(process.capabilities().as_ref());
+        let caps = crate::process::exec::process::complete(process.capabilities().as_ref());
         process.set_capabilities(Some(caps));
         if process != before {
             spec.set_process(Some(process));
@@ -192,7 +192,7 @@ fn container_root(spec: &Spec) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support;
+    use crate::spec::validate::test_support;
     use serde_json::json;
 
     #[test]

@@ -36,7 +36,7 @@ pub enum LockError {
         source: nix::Error,
     },
     #[error(transparent)]
-    Root(#[from] crate::root::RootError),
+    Root(#[from] crate::state::root::RootError),
 }
 
 /// Lock paths this process holds, and a wake-up for its threads waiting on one.

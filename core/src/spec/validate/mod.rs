@@ -3,7 +3,7 @@
 //! instead of a nameless error from deep inside libcontainer.
 //!
 //! runc 1.1.5 is the reference: what it refuses, pinc refuses here; what it
-//! accepts, pinc accepts (or [`crate::normalize`] makes acceptable to
+//! accepts, pinc accepts (or [`crate::spec::normalize`] makes acceptable to
 //! libcontainer). Checks only stat and read small host files, under a root
 //! path so tests can fake the host.
 
@@ -110,7 +110,7 @@ pub enum SpecError {
     },
 }
 
-/// Checks a container's spec (loaded by [`crate::bundle::load`]: root.path is
+/// Checks a container's spec (loaded by [`crate::spec::bundle::load`]: root.path is
 /// absolute) against this host.
 pub fn spec(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
     spec_on(spec, bundle, Path::new("/"))

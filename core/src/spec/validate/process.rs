@@ -157,7 +157,7 @@ fn apparmor(host: &Path) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support::spec;
+    use crate::spec::validate::test_support::spec;
     use serde_json::json;
 
     fn err(over: serde_json::Value) -> String {

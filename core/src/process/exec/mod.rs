@@ -24,11 +24,12 @@ use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sched::{setns, CloneFlags};
 
+use crate::container::run::{block_signals, wait_forwarding};
+use crate::container::state;
 use crate::error::{Error, Result};
-use crate::executor::PincExecutor;
-use crate::run::{block_signals, wait_forwarding};
-use crate::sidecar::Sidecar;
-use crate::{ops, rootless, RuntimeRoot};
+use crate::process::executor::PincExecutor;
+use crate::state::sidecar::Sidecar;
+use crate::{rootless, RuntimeRoot};
 
 pub use process::Overrides;
 
@@ -278,7 +279,7 @@ fn prepare_process(
     };
     // The same checks as for a container's process: one line naming the
     // field (an environment too large for execve, an unknown rlimit, ...).
-    crate::validate::process(&proc)?;
+    crate::spec::validate::process(&proc)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let confinement = confine::plan(seccomp, &mut proc).map_err(ExecError::from)?;
     let path = dir.join(format!("process-{}.json", std::process::id()));
@@ -330,13 +331,13 @@ fn sub_cgroup(
 
 /// Runs a process in the container; returns its exit code (0 when detached).
 pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
-    let (lock, container) = ops::locked(root, &opts.id)?;
+    let (lock, container) = state::locked(root, &opts.id)?;
     let paused = container.status() == ContainerStatus::Paused;
     if !(container.can_exec() || (opts.ignore_paused && paused)) {
         return Err(Error::WrongState {
             id: opts.id.clone(),
             action: "exec in",
-            status: ops::status_name(container.status()).to_string(),
+            status: state::status_name(container.status()).to_string(),
             hint: "",
         });
     }
@@ -361,7 +362,7 @@ pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
     // The init's keyring, found by name from where create made it: before
     // any user namespace is entered.
     if !sidecar.no_new_keyring {
-        crate::executor::join_session_keyring(&opts.id, false)?;
+        crate::process::executor::join_session_keyring(&opts.id, false)?;
     }
     if sidecar.sandbox {
         rootless::join(

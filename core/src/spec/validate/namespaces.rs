@@ -154,7 +154,7 @@ fn check_path(field: &str, path: &Path, kind: LinuxNamespaceType) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support::spec;
+    use crate::spec::validate::test_support::spec;
     use serde_json::json;
 
     fn err(over: serde_json::Value) -> String {

@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::orphans;
 use crate::error::{Error, Result};
-use crate::lock::IdLock;
-use crate::sidecar::Sidecar;
-use crate::{orphans, RuntimeRoot};
+use crate::state::lock::IdLock;
+use crate::state::sidecar::Sidecar;
+use crate::RuntimeRoot;
 
 const JOURNAL: &str = "journal";
 /// Suffix of an entry being written; `~` is in no container id.

@@ -71,7 +71,7 @@ pub fn parse(config: &Path, bytes: &[u8]) -> Result<Spec, BundleError> {
             });
         }
     }
-    crate::normalize::raw(&mut value);
+    crate::spec::normalize::raw(&mut value);
     // Through serde_path_to_error: the error names the field, not a column.
     let spec: Spec = serde_path_to_error::deserialize(value).map_err(|e| BundleError::Field {
         path: config.to_path_buf(),

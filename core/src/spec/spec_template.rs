@@ -20,11 +20,17 @@ pub fn template(rootless: bool) -> Spec {
         );
         let mut spec = Spec::rootless(uid, gid);
         // With subordinate ids (and newuidmap), map a whole range too.
-        if let Some((sub_u, sub_g)) = crate::subid::for_user(Path::new("/"), uid, gid) {
+        if let Some((sub_u, sub_g)) = crate::rootless::subid::for_user(Path::new("/"), uid, gid) {
             if let Some(mut linux) = spec.linux().clone() {
                 linux
-                    .set_uid_mappings(Some(oci_maps(&crate::subid::maps(uid, Some(sub_u)))))
-                    .set_gid_mappings(Some(oci_maps(&crate::subid::maps(gid, Some(sub_g)))));
+                    .set_uid_mappings(Some(oci_maps(&crate::rootless::subid::maps(
+                        uid,
+                        Some(sub_u),
+                    ))))
+                    .set_gid_mappings(Some(oci_maps(&crate::rootless::subid::maps(
+                        gid,
+                        Some(sub_g),
+                    ))));
                 spec.set_linux(Some(linux));
             }
         }
@@ -59,7 +65,7 @@ pub fn template(rootless: bool) -> Spec {
     spec
 }
 
-fn oci_maps(maps: &[crate::subid::IdMap]) -> Vec<LinuxIdMapping> {
+fn oci_maps(maps: &[crate::rootless::subid::IdMap]) -> Vec<LinuxIdMapping> {
     maps.iter()
         .filter_map(|m| {
             LinuxIdMappingBuilder::default()

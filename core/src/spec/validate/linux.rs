@@ -6,7 +6,7 @@ use super::namespaces::has;
 use super::{at, SpecError};
 
 /// Values runc takes for linux.rootfsPropagation (the r-forms are mapped
-/// for libcontainer by [`crate::normalize`]).
+/// for libcontainer by [`crate::spec::normalize`]).
 pub(crate) const PROPAGATIONS: &[&str] = &[
     "shared",
     "slave",
@@ -123,7 +123,7 @@ fn sysctls(linux: &Linux) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support::spec;
+    use crate::spec::validate::test_support::spec;
     use serde_json::json;
 
     fn err(over: serde_json::Value) -> String {

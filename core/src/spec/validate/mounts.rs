@@ -117,7 +117,7 @@ pub(super) fn check(spec: &Spec, bundle: &Path, host: &Path) -> Result<(), SpecE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::test_support::spec;
+    use crate::spec::validate::test_support::spec;
     use serde_json::json;
 
     fn host() -> tempfile::TempDir {

@@ -8,8 +8,9 @@ use libcontainer::oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
 };
 
+use super::{ps, state};
 use crate::error::{Error, Result};
-use crate::{ops, ps, RuntimeRoot};
+use crate::RuntimeRoot;
 
 /// `--resources FILE|-` plus runc's individual flags, which win over the file.
 #[derive(Debug, Clone, Default)]
@@ -94,8 +95,8 @@ pub fn resources(opts: &UpdateOptions) -> Result<LinuxResources> {
 
 pub fn update(root: &RuntimeRoot, opts: &UpdateOptions) -> Result<()> {
     let resources = resources(opts)?;
-    let (_lock, container) = ops::locked(root, &opts.id)?;
-    ops::require_cgroups(&container, "update")?;
+    let (_lock, container) = state::locked(root, &opts.id)?;
+    state::require_cgroups(&container, "update")?;
     let manager = ps::cgroup_manager(&container)?;
     manager
         .apply(&ControllerOpt {

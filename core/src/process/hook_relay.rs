@@ -116,7 +116,7 @@ pub fn take_start_container(
     spec: &mut Spec,
     id: &str,
     bundle: &Path,
-) -> Option<crate::executor::StartHooks> {
+) -> Option<crate::process::executor::StartHooks> {
     let mut hooks = spec.hooks().clone()?;
     let list = hooks.start_container().clone().filter(|l| !l.is_empty())?;
     hooks.set_start_container(None);
@@ -128,7 +128,7 @@ pub fn take_start_container(
         bundle.to_path_buf(),
     );
     state.annotations = Some(spec.annotations().clone().unwrap_or_default());
-    Some(crate::executor::StartHooks { hooks: list, state })
+    Some(crate::process::executor::StartHooks { hooks: list, state })
 }
 
 /// The state with `bundle` put in; input that is not a JSON object passes

@@ -37,11 +37,11 @@ pub fn keep(dir: &Path) {
 /// libcontainer's code (it never exec'd) -> created; otherwise as the copy
 /// said when that was paused, else running.
 fn observed_status(proc: &Path, pid: i64, recorded: &str) -> &'static str {
-    if !crate::orphans::alive(proc, pid) {
+    if !crate::state::orphans::alive(proc, pid) {
         return "stopped";
     }
     let comm = fs::read_to_string(proc.join(pid.to_string()).join("comm")).unwrap_or_default();
-    if comm.starts_with(crate::orphans::FORKED_COMM) {
+    if comm.starts_with(crate::state::orphans::FORKED_COMM) {
         "created"
     } else if recorded == "paused" {
         "paused"

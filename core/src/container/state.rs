@@ -6,10 +6,12 @@ use libcontainer::container::{Container, ContainerStatus};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::late_hooks::{self, Kind};
-use crate::lock::IdLock;
-use crate::sidecar::Sidecar;
-use crate::{id, signal, RuntimeRoot};
+use crate::process::late_hooks::{self, Kind};
+use crate::process::signal;
+use crate::state::id;
+use crate::state::lock::IdLock;
+use crate::state::sidecar::Sidecar;
+use crate::RuntimeRoot;
 
 /// Loads a container's state, refreshed against its live process.
 pub fn load(root: &RuntimeRoot, id: &str) -> Result<Container> {
@@ -21,7 +23,7 @@ pub fn load(root: &RuntimeRoot, id: &str) -> Result<Container> {
     match Container::load(dir.clone()) {
         Ok(container) => Ok(container),
         // A kill tore it mid-write: take the last whole copy (state_copy).
-        Err(_) if crate::state_copy::restore(&dir) => Container::load(dir),
+        Err(_) if crate::state::state_copy::restore(&dir) => Container::load(dir),
         Err(e) => Err(e),
     }
     .map_err(Error::lib(format!("failed to load container {id:?}")))
@@ -90,7 +92,7 @@ pub fn view(container: &Container) -> StateView {
 
 pub fn state(root: &RuntimeRoot, id: &str) -> Result<StateView> {
     id::validate(id)?;
-    if crate::reclaim::reclaim_if_dead(root, id)? {
+    if crate::state::reclaim::reclaim_if_dead(root, id)? {
         return Err(Error::Reclaimed { id: id.to_string() });
     }
     Ok(view(&load(root, id)?))
@@ -103,8 +105,8 @@ pub(crate) fn locked(root: &RuntimeRoot, id: &str) -> Result<(IdLock, Container)
     id::validate(id)?;
     let lock = IdLock::acquire(root, id)?;
     // Under the lock a journal entry means its writer died (reclaim.rs).
-    if crate::reclaim::pending(root, id) {
-        crate::reclaim::reclaim(root, id, lock);
+    if crate::state::reclaim::pending(root, id) {
+        crate::state::reclaim::reclaim(root, id, lock);
         return Err(Error::Reclaimed { id: id.to_string() });
     }
     match load(root, id) {
@@ -142,7 +144,7 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
         return Err(Error::lib(format!("failed to start container {id:?}"))(e));
     }
     crate::crash::point("start:started");
-    crate::state_copy::keep(&container.root);
+    crate::state::state_copy::keep(&container.root);
     poststart.run(&container.state, Some(&container.root));
     Ok(())
 }
@@ -152,7 +154,7 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
 fn kill_sandboxed(container: &Container, sig: nix::sys::signal::Signal, all: bool) -> Result<()> {
     let init = container.pid().map(|p| p.as_raw()).unwrap_or(0);
     let pids = if all {
-        crate::ps::pids_by_namespace(init)
+        crate::container::ps::pids_by_namespace(init)
     } else {
         vec![init]
     };
@@ -228,7 +230,7 @@ pub fn kill(root: &RuntimeRoot, id: &str, sig: &str, all: bool) -> Result<()> {
         }
         return Err(Error::lib(format!("failed to signal container {id:?}"))(e));
     }
-    crate::state_copy::keep(&container.root);
+    crate::state::state_copy::keep(&container.root);
     Ok(())
 }
 
@@ -244,7 +246,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
             Err(Error::NotFound { id: id.to_string() })
         };
     }
-    crate::reclaim::sweep(root);
+    crate::state::reclaim::sweep(root);
     let lock = IdLock::acquire(root, id)?;
     crate::crash::point("delete:locked");
     let dir = root.container_dir(id);
@@ -252,7 +254,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     // delete killed half-way. Or a dir without readable state: a create of
     // a pinc without journals, a state file torn by a kill. Either way
     // nothing alive is protected by it: tear down all that can be found.
-    let loaded = if crate::reclaim::pending(root, id) {
+    let loaded = if crate::state::reclaim::pending(root, id) {
         None
     } else if dir.exists() {
         match load(root, id) {
@@ -269,7 +271,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         };
     };
     let Some(mut container) = loaded else {
-        crate::reclaim::reclaim(root, id, lock);
+        crate::state::reclaim::reclaim(root, id, lock);
         return Ok(());
     };
     let status = container.status();
@@ -282,39 +284,39 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         });
     }
     let sidecar = Sidecar::load(&container.root);
-    crate::reclaim::begin(
+    crate::state::reclaim::begin(
         root,
         id,
-        &crate::reclaim::Journal {
+        &crate::state::reclaim::Journal {
             op: "delete".into(),
             cgroups_path: sidecar
                 .cgroups_path
                 .clone()
-                .unwrap_or_else(|| crate::reclaim::default_cgroups_path(id)),
+                .unwrap_or_else(|| crate::state::reclaim::default_cgroups_path(id)),
         },
     )?;
     crate::crash::point("delete:journaled");
     if sidecar.sandbox && status != ContainerStatus::Stopped {
         if let Err(e) = stop_sandboxed(&mut container) {
-            crate::reclaim::end(root, id);
+            crate::state::reclaim::end(root, id);
             return Err(e);
         }
     } else if !sidecar.sandbox && (force || status == ContainerStatus::Created) {
         if let Some(path) = &sidecar.cgroups_path {
-            crate::reclaim::kill_cgroup(path, std::time::Duration::from_secs(10));
+            crate::state::reclaim::kill_cgroup(path, std::time::Duration::from_secs(10));
         }
     }
     // A failing poststop hook is a warning; the delete goes on (late_hooks).
     let poststop = match late_hooks::take(&container.root, Kind::Poststop) {
         Ok(hooks) => hooks,
         Err(e) => {
-            crate::reclaim::end(root, id);
+            crate::state::reclaim::end(root, id);
             return Err(e);
         }
     };
     if let Err(e) = container.delete(force) {
         poststop.restore(&container.root);
-        crate::reclaim::end(root, id);
+        crate::state::reclaim::end(root, id);
         return Err(Error::lib(format!("failed to delete container {id:?}"))(e));
     }
     crate::crash::point("delete:deleted");
@@ -332,7 +334,7 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     crate::crash::point("delete:cgroups");
     crate::ledger::Ledger::release(root, id)?;
     crate::crash::point("delete:released");
-    crate::reclaim::end(root, id);
+    crate::state::reclaim::end(root, id);
     lock.remove();
     leftover
 }
@@ -354,7 +356,7 @@ pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
     container
         .pause()
         .map_err(Error::lib(format!("failed to pause container {id:?}")))?;
-    crate::state_copy::keep(&container.root);
+    crate::state::state_copy::keep(&container.root);
     Ok(())
 }
 
@@ -367,7 +369,7 @@ pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
     container
         .resume()
         .map_err(Error::lib(format!("failed to resume container {id:?}")))?;
-    crate::state_copy::keep(&container.root);
+    crate::state::state_copy::keep(&container.root);
     Ok(())
 }
 

@@ -11,6 +11,8 @@
 //! asked for them to be enforced). The container shares that user namespace,
 //! so the spec's own user namespace and id mappings are folded into it.
 
+pub mod subid;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -20,8 +22,6 @@ use nix::sched::{setns, unshare, CloneFlags};
 
 use pinc_cgroup::mode::{cgroup_mounts, CgroupMount};
 use pinc_cgroup::{CallerCgroups, Delegation};
-
-use crate::subid;
 
 /// Errors entering or preparing the sandbox.
 #[derive(Debug, thiserror::Error)]

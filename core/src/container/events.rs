@@ -7,8 +7,9 @@ use std::time::Duration;
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
 
+use super::{ps, state};
 use crate::error::{Error, Result};
-use crate::{ops, ps, RuntimeRoot};
+use crate::RuntimeRoot;
 
 /// Parses runc's interval ("5s", "500ms", "1m") or plain seconds.
 pub fn parse_interval(text: &str) -> Result<Duration> {
@@ -32,8 +33,8 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
 }
 
 pub fn events(root: &RuntimeRoot, id: &str, interval: Duration, once: bool) -> Result<()> {
-    let container = ops::load(root, id)?;
-    ops::require_cgroups(&container, "read stats of")?;
+    let container = state::load(root, id)?;
+    state::require_cgroups(&container, "read stats of")?;
     let manager = ps::cgroup_manager(&container)?;
     let mut out = std::io::stdout().lock();
     loop {
@@ -46,7 +47,7 @@ pub fn events(root: &RuntimeRoot, id: &str, interval: Duration, once: bool) -> R
             return Ok(());
         }
         std::thread::sleep(interval);
-        let status = ops::load(root, id).map(|c| c.status());
+        let status = state::load(root, id).map(|c| c.status());
         if !matches!(
             status,
             Ok(ContainerStatus::Running | ContainerStatus::Paused)

@@ -9,7 +9,7 @@ use libcontainer::syscall::syscall::create_syscall;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 
-use crate::exec::confine::Confinement;
+use crate::process::exec::confine::Confinement;
 
 #[derive(Clone, Default)]
 pub struct PincExecutor {
