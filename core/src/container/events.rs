@@ -1,7 +1,6 @@
-//! `events`: cgroup statistics as runc prints them, once (`--stats`) or every
+//! `events`: cgroup statistics as runc reports them, once (`--stats`) or every
 //! interval until the container stops.
 
-use std::io::Write;
 use std::time::Duration;
 
 use libcgroups::common::CgroupManager;
@@ -32,17 +31,21 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
     Ok(d)
 }
 
-pub fn events(root: &RuntimeRoot, id: &str, interval: Duration, once: bool) -> Result<()> {
+/// Each event goes to `emit` (the CLI prints it as one JSON line).
+pub fn events(
+    root: &RuntimeRoot,
+    id: &str,
+    interval: Duration,
+    once: bool,
+    mut emit: impl FnMut(&serde_json::Value) -> std::io::Result<()>,
+) -> Result<()> {
     let container = state::load(root, id)?;
     state::require_cgroups(&container, "read stats of")?;
     let manager = ps::cgroup_manager(&container)?;
-    let mut out = std::io::stdout().lock();
     loop {
         let stats = manager.stats().map_err(Box::new)?;
         let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
-        writeln!(out, "{event}")
-            .and_then(|_| out.flush())
-            .map_err(Error::io("failed to write", "stdout"))?;
+        emit(&event).map_err(Error::io("failed to write", "stdout"))?;
         if once {
             return Ok(());
         }
