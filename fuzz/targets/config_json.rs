@@ -9,7 +9,8 @@ use std::path::Path;
 
 use pinc_cgroup::CpuList;
 use pinc_core::oci_spec::runtime::{Process, Spec};
-use pinc_core::{bundle, exec, normalize, validate};
+use pinc_core::process::exec;
+use pinc_core::spec::{bundle, normalize, validate};
 
 /// A list that parses prints as one that parses back to the same set.
 fn cpulist(text: &str) {
