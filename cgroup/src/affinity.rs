@@ -3,7 +3,7 @@
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-use crate::CpuList;
+use pinc_cpulist::CpuList;
 
 /// Errors reading or setting a CPU affinity mask.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::mode::{cgroup_mounts, CgroupMount};
-use crate::CpuList;
+use pinc_cpulist::CpuList;
 
 /// Errors reading the caller's cgroups.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum CallerError {
     List {
         path: PathBuf,
         #[source]
-        source: crate::CpuListError,
+        source: pinc_cpulist::CpuListError,
     },
 }
 

@@ -1,6 +1,6 @@
-//! cgroup details that youki's libcgroups does not cover: CPU lists in cgroup
-//! format, the caller's CPU affinity and cpuset, and whether the caller may
-//! write to its own cgroups (delegation), on v1, v2 and hybrid hosts; and the
+//! cgroup details that youki's libcgroups does not cover: the caller's CPU
+//! affinity and cpuset (as `pinc_cpulist::CpuList`s), and whether the caller
+//! may write to its own cgroups (delegation), on v1, v2 and hybrid hosts; and the
 //! hugetlb reservations and rdma limits libcgroups does not set, and the
 //! teardown of a container's cgroups when no state says where they are.
 //!
@@ -9,7 +9,6 @@
 
 pub mod affinity;
 pub mod caller;
-pub mod cpulist;
 pub mod delegation;
 pub mod hugetlb;
 pub mod mode;
@@ -20,6 +19,5 @@ pub mod teardown;
 
 pub use affinity::AffinityError;
 pub use caller::{CallerCgroups, CallerError};
-pub use cpulist::{CpuList, CpuListError};
 pub use delegation::Delegation;
 pub use mode::CgroupMode;

@@ -12,7 +12,8 @@ use libcontainer::syscall::syscall::SyscallType;
 use std::error::Error as _;
 
 use pinc_cgroup::mode::{self, cgroup_mounts};
-use pinc_cgroup::{affinity, hugetlb, rdma, CgroupMode, CpuList};
+use pinc_cgroup::{affinity, hugetlb, rdma, CgroupMode};
+use pinc_cpulist::CpuList;
 
 use crate::bundle::{self, Bundle};
 use crate::error::{Error, Result};

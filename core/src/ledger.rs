@@ -14,7 +14,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use serde::{Deserialize, Serialize};
 
 use crate::lock::IdLock;

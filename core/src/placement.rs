@@ -9,7 +9,8 @@ use libcontainer::oci_spec::runtime::{
     LinuxCpu, LinuxHugepageLimit, LinuxMemoryPolicy, LinuxResources, MemoryPolicyModeType, Mount,
     Spec,
 };
-use pinc_cgroup::{affinity, CallerCgroups, CpuList};
+use pinc_cgroup::{affinity, CallerCgroups};
+use pinc_cpulist::CpuList;
 use pinc_topology::planner::{plan, Constraints, Placement};
 use pinc_topology::request::{self, MemMode};
 use pinc_topology::Topology;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::planner::{self, Constraints};
 use pinc_topology::request::{Amount, Policy, Request};
 use pinc_topology::Topology;

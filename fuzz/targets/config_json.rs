@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_core::oci_spec::runtime::{Process, Spec};
 use pinc_core::process::exec;
 use pinc_core::spec::{bundle, normalize, validate};

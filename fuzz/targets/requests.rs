@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_core::devices::{DevicesStage, Memlock};
 use pinc_core::hpc_preset::HpcPresetStage;
 use pinc_core::oci_spec::runtime::{Process, Spec};

@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::planner::{plan, Constraints};
 use pinc_topology::request::{from_words, Request};
 use pinc_topology::{from_xml, synthetic, DeviceKind, Topology};

@@ -78,7 +78,7 @@ pub fn resolve<'t>(t: &'t Topology, selector: &str) -> Result<&'t Device, Device
 /// CPU-less node, such as GPU memory, stands for the CPU nodes it sits
 /// beside), else the nodes holding its local CPUs.
 pub fn numa_of(t: &Topology, d: &Device) -> Vec<u32> {
-    let by_cpus = |cpus: &pinc_cgroup::CpuList| -> Vec<u32> {
+    let by_cpus = |cpus: &pinc_cpulist::CpuList| -> Vec<u32> {
         t.numa_nodes
             .iter()
             .filter(|n| !n.cpus.is_empty() && !n.cpus.intersection(cpus).is_empty())

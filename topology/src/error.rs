@@ -79,7 +79,7 @@ pub enum TopologyError {
     CpuList {
         path: PathBuf,
         #[source]
-        source: pinc_cgroup::CpuListError,
+        source: pinc_cpulist::CpuListError,
     },
 
     /// A synthetic description is malformed or out of bounds.

@@ -90,7 +90,7 @@ fn number(path: PathBuf) -> Result<u64, TopologyError> {
 mod tests {
     use super::*;
     use crate::model::{MemoryKind, NumaNode};
-    use pinc_cgroup::CpuList;
+    use pinc_cpulist::CpuList;
     use std::fs;
 
     fn node(os_index: u32) -> NumaNode {

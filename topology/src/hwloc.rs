@@ -35,7 +35,7 @@ use hwlocality::object::types::{OSDeviceType, ObjectType};
 use hwlocality::object::TopologyObject;
 use hwlocality::topology::builder::{BuildFlags, TopologyBuilder, TypeFilter};
 use hwlocality::Topology as HwTopology;
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 
 use crate::error::TopologyError;
 use crate::model::{

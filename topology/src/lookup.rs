@@ -1,6 +1,6 @@
 //! Small queries on the model that the loaders, the renderer and tests share.
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 
 use crate::model::{Device, DeviceKind, Topology};
 

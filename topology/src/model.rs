@@ -1,7 +1,7 @@
 //! The plain topology model. All CPU and NUMA numbers are OS indexes (what
 //! cgroups and `Cpus_allowed_list` use), never hwloc logical indexes.
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use serde::Serialize;
 
 /// A processor package (socket).

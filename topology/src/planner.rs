@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use serde::Serialize;
 
 use crate::devices::{self, DeviceError};

@@ -17,7 +17,7 @@
 
 use std::fmt::Write;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 
 use crate::model::{DeviceKind, MemoryKind, NumaNode, Topology};
 

@@ -44,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 
 use crate::error::TopologyError;
 use crate::model::{

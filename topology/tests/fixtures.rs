@@ -1,7 +1,7 @@
 //! Loads the real-machine hwloc XML fixtures (read in place, see `pinc_topology::testdata`) and
 //! checks the facts their README states, plus `live()` on this machine.
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::{from_xml, live, DeviceKind, HugepagePool, MemoryKind, Topology};
 
 /// A real-machine topology, read in place (see `pinc_topology::testdata`).

@@ -1,6 +1,6 @@
 //! Planner behaviour on small hand-built nodes, one property per test.
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::planner::{plan, Constraints, PlanError};
 use pinc_topology::request::from_words;
 use pinc_topology::{Core, Device, DeviceKind, Distances, MemoryKind, NumaNode, Package, Topology};

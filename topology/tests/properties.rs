@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::devices;
 use pinc_topology::planner::{plan, Constraints, Placement, PlanError};
 use pinc_topology::request::{from_words, Amount, Policy, Request};

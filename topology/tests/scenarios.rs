@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use pinc_cgroup::CpuList;
+use pinc_cpulist::CpuList;
 use pinc_topology::planner::{plan, Constraints, Placement, PlanError};
 use pinc_topology::request::{from_words, MemMode, Request};
 use pinc_topology::{from_xml, Topology};

@@ -224,7 +224,7 @@ fn exec_affinity(sidecar: &Sidecar, spec: &Spec) -> Result<Option<String>> {
     if sidecar.sandbox && pinned {
         return Ok(Some(container.clone()));
     }
-    let Ok(cpus) = container.parse::<pinc_cgroup::CpuList>() else {
+    let Ok(cpus) = container.parse::<pinc_cpulist::CpuList>() else {
         return Ok(Some(container.clone()));
     };
     let both = pinc_cgroup::affinity::get(0)?.intersection(&cpus);
