@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn reads_char_device() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         chardev(dir.path(), "/dev/nvidia0", 195, 0);
         let node = DeviceNode::read(dir.path(), "/dev/nvidia0").expect("read node");
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn refuses_symlinked_node() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         chardev(dir.path(), "/dev/real", 195, 0);
         std::os::unix::fs::symlink("real", dir.path().join("dev/nvidia0")).expect("symlink");
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn refuses_symlinked_parent_directory() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         chardev(dir.path(), "/real/uverbs0", 231, 192);
         std::fs::create_dir_all(dir.path().join("dev")).expect("mkdir dev");

@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn discovers_default_capabilities() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         driver_fixture(&root, &dir.path().join("outside"));
@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn capabilities_select_files() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         driver_fixture(&root, &dir.path().join("outside"));

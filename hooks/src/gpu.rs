@@ -337,7 +337,7 @@ pub(crate) mod tests {
 
     #[test]
     fn discovers_two_gpus_ordered_by_minor() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_gpu_fixture(dir.path());
         let found = discover_gpus(dir.path()).expect("discover");
@@ -393,7 +393,7 @@ pub(crate) mod tests {
 
     #[test]
     fn optional_control_nodes_may_be_absent() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         write(
             dir.path(),
@@ -410,7 +410,7 @@ pub(crate) mod tests {
 
     #[test]
     fn symlinked_gpu_node_is_refused() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_gpu_fixture(dir.path());
         std::fs::remove_file(dir.path().join("dev/nvidia1")).expect("rm");
@@ -431,7 +431,7 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_gpu_node_is_an_error_naming_the_path() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_gpu_fixture(dir.path());
         std::fs::remove_file(dir.path().join("dev/nvidia1")).expect("rm");

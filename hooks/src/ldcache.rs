@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn parses_ldconfig_new_and_compat_formats() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let dirs = fixture_root(root);
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn truncated_and_corrupt_ldconfig_caches() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let dirs = fixture_root(root);

@@ -259,7 +259,7 @@ pub(crate) mod tests {
 
     #[test]
     fn discovers_two_hcas() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_hca_fixture(dir.path());
         let found = discover_hcas(dir.path()).expect("discover");
@@ -295,7 +295,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_numa_node_and_missing_rdma_cm() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_hca_fixture(dir.path());
         write(
@@ -325,7 +325,7 @@ pub(crate) mod tests {
 
     #[test]
     fn symlinked_uverbs_node_is_refused() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_hca_fixture(dir.path());
         std::fs::remove_file(dir.path().join("dev/infiniband/uverbs1")).expect("rm");

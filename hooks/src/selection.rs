@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn selects_gpus() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_gpu_fixture(dir.path());
         let gpus = crate::gpu::discover_gpus(dir.path())
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn selects_hcas() {
-        require_root();
+        require_root!();
         let dir = tempfile::tempdir().expect("tempdir");
         two_hca_fixture(dir.path());
         let hcas = crate::rdma::discover_hcas(dir.path())

@@ -4,12 +4,26 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test creates real device nodes with mknod and needs root (run as root, e.g. `sudo -E cargo test -p pinc-hooks`)"
-    );
+/// Whether this process may create device nodes and run `ldconfig -r`.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
+
+/// Returns early from a test that needs root (real device nodes via
+/// mknod, or `ldconfig -r`), printing one `SKIPPED <test>: <reason>` line
+/// to stderr, so a non-root `cargo test -p pinc-hooks` runs the rest.
+macro_rules! require_root {
+    () => {
+        if !$crate::testutil::is_root() {
+            eprintln!(
+                "SKIPPED {}: needs root (mknod device nodes / ldconfig -r)",
+                std::thread::current().name().unwrap_or("?")
+            );
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
 
 /// Writes `contents` to `<root>/<rel>`, creating parent directories.
 pub fn write(root: &Path, rel: &str, contents: &str) -> PathBuf {
@@ -139,7 +153,10 @@ pub fn shared_lib_i386(root: &Path, dir: &str, file: &str, soname: &str) -> Path
 /// `ldconfig -r <root> -c <format>` (`new` or `compat`), returning the path
 /// of the `<root>/etc/ld.so.cache` it wrote. Needs root: ldconfig chroots.
 pub fn ldconfig(root: &Path, dirs: &[&str], format: &str) -> PathBuf {
-    require_root();
+    assert!(
+        is_root(),
+        "ldconfig -r needs root: call require_root!() first"
+    );
     let conf: String = dirs
         .iter()
         .map(|d| format!("/{}\n", d.trim_start_matches('/')))

@@ -250,7 +250,7 @@ fn reapplying_is_harmless() {
 
 #[test]
 fn device_nodes_read_from_the_host_root() {
-    require_root();
+    require_root!();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     chardev(&root, "/dev/nvidia0", 195, 0);
