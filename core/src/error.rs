@@ -1,6 +1,8 @@
 //! The crate-level error: each module's own error, kept as the source.
 
-use crate::{bundle, id, lock, pipeline, root, rootless};
+use crate::spec::bundle;
+use crate::state::{id, lock, root};
+use crate::{pipeline, rootless};
 
 /// Every way a pinc lifecycle call can fail.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +16,7 @@ pub enum Error {
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
     #[error(transparent)]
-    Spec(#[from] crate::validate::SpecError),
+    Spec(#[from] crate::spec::validate::SpecError),
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
@@ -22,11 +24,11 @@ pub enum Error {
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
-    Exec(#[from] crate::exec::ExecError),
+    Exec(#[from] crate::process::exec::ExecError),
     #[error(transparent)]
-    DevLinks(#[from] crate::devlinks::DevLinksError),
+    DevLinks(#[from] crate::mounts::devlinks::DevLinksError),
     #[error(transparent)]
-    HookRelay(#[from] crate::hook_relay::RelayError),
+    HookRelay(#[from] crate::process::hook_relay::RelayError),
     #[error("container {id:?} does not exist")]
     NotFound { id: String },
     #[error("container id {id:?} is already in use")]

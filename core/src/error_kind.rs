@@ -5,8 +5,8 @@
 use pinc_errkind::ErrorKind;
 
 use crate::error::Error;
-use crate::exec::ExecError;
-use crate::id::IdError;
+use crate::process::exec::ExecError;
+use crate::state::id::IdError;
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
@@ -44,7 +44,7 @@ impl Error {
 }
 
 fn exec_kind(e: &ExecError) -> ErrorKind {
-    use crate::exec::process::ProcessError as P;
+    use crate::process::exec::process::ProcessError as P;
     match e {
         ExecError::Process(p) => match p {
             P::NoCommand | P::RelativeCwd(_) | P::UnknownCapability(_) | P::Affinity(..) => {

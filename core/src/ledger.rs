@@ -17,7 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 use pinc_cpulist::CpuList;
 use serde::{Deserialize, Serialize};
 
-use crate::lock::IdLock;
+use crate::state::lock::IdLock;
 use crate::RuntimeRoot;
 
 /// Errors reading or writing the ledger.
@@ -48,9 +48,9 @@ pub enum LedgerError {
         source: serde_json::Error,
     },
     #[error(transparent)]
-    Root(#[from] crate::root::RootError),
+    Root(#[from] crate::state::root::RootError),
     #[error(transparent)]
-    IdLock(#[from] crate::lock::LockError),
+    IdLock(#[from] crate::state::lock::LockError),
 }
 
 /// What one container holds.

@@ -3,10 +3,10 @@
 //!
 //! Data flows one way: load the bundle's spec ([`spec::bundle`]), run the
 //! HPC [`pipeline`] over it, then hand the final spec to libcontainer
-//! ([`create`]). Each pipeline stage is a plain function over the spec.
+//! ([`container::create`]). Each pipeline stage is a plain function over the spec.
 //!
 //! Modules by concern:
-//! - [`container`]: the lifecycle verbs, one module each (create aside);
+//! - [`container`]: the lifecycle verbs, one module each;
 //!   they return data, the `pinc` binary renders it.
 //! - [`state`]: the runtime root, ids, locks, pinc's sidecar record and
 //!   crash recovery.
@@ -19,7 +19,6 @@
 
 pub mod container;
 pub mod crash;
-pub mod create;
 pub mod devices;
 pub mod error;
 mod error_kind;
@@ -32,15 +31,6 @@ pub mod process;
 pub mod rootless;
 pub mod spec;
 pub mod state;
-
-// merge aid: removed after pipeline merge. The pipeline-owned files
-// (create, pipeline, placement, hpc_preset, devices, error, error_kind,
-// ledger) still name these modules by their old flat paths.
-pub(crate) use container::list;
-pub(crate) use mounts::{cgroup_mount, devlinks, propagation};
-pub(crate) use process::{exec, executor, hook_relay};
-pub(crate) use spec::{bundle, normalize, validate};
-pub(crate) use state::{id, lock, reclaim, root, sidecar, state_copy};
 
 pub use error::Error;
 pub use pinc_errkind::ErrorKind;

@@ -1,6 +1,6 @@
 //! The lifecycle verbs, one module each, over libcontainer's `Container`.
-//! (`create` still lives at the crate root; it moves here later.)
 
+pub mod create;
 pub mod events;
 pub mod list;
 pub mod ps;

@@ -5,8 +5,8 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::create::{create, CreateOptions};
 use super::state;
-use crate::create::{create, CreateOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::RuntimeRoot;

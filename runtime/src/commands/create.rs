@@ -1,4 +1,4 @@
-use pinc_core::create::{create, CreateOptions};
+use pinc_core::container::create::{create, CreateOptions};
 use pinc_core::pipeline;
 
 use crate::cli::{Create, Global};

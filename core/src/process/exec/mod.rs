@@ -140,7 +140,7 @@ impl Drop for View {
 /// with an absolute root path.
 fn container_spec(container: &Container, sidecar: &Sidecar) -> Result<Spec> {
     let path = if sidecar.final_spec {
-        container.root.join(crate::create::FINAL_SPEC)
+        container.root.join(crate::container::create::FINAL_SPEC)
     } else {
         container.bundle().join("config.json")
     };

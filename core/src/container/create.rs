@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::executor::PincExecutor;
+use crate::process::executor::PincExecutor;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::oci_spec::runtime::{ExecCPUAffinity, Spec};
@@ -15,13 +15,13 @@ use pinc_cgroup::mode::{self, cgroup_mounts};
 use pinc_cgroup::{affinity, hugetlb, rdma, CgroupMode};
 use pinc_cpulist::CpuList;
 
-use crate::bundle::{self, Bundle};
 use crate::error::{Error, Result};
-use crate::lock::IdLock;
 use crate::pipeline::{Context, Pipeline};
 use crate::rootless::{self, Mode, RootlessFlag};
-use crate::sidecar::Sidecar;
-use crate::{id, RuntimeRoot};
+use crate::spec::bundle::{self, Bundle};
+use crate::state::lock::IdLock;
+use crate::state::sidecar::Sidecar;
+use crate::{state::id, RuntimeRoot};
 
 /// Everything `create` (and `run`) takes from the command line.
 #[derive(Debug, Clone, Default)]
@@ -77,7 +77,7 @@ fn pinc_cgroups_path(id: &str, systemd: bool) -> PathBuf {
     if systemd {
         PathBuf::from(format!("system.slice:pinc:{id}"))
     } else {
-        crate::reclaim::default_cgroups_path(id)
+        crate::state::reclaim::default_cgroups_path(id)
     }
 }
 
@@ -113,7 +113,7 @@ fn spec_cpus(spec: &Spec) -> Option<String> {
 pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> Result<Created> {
     id::validate(&opts.id)?;
     let Bundle { path: bundle, spec } = bundle::load(&opts.bundle)?;
-    crate::validate::spec(&spec, &bundle)?;
+    crate::spec::validate::spec(&spec, &bundle)?;
     let mode = rootless::decide(opts.rootless);
     // Refuse limits this host cannot enforce before anything exists: the
     // lock, the pipeline's ledger entry, the state dir. (The plan is made
@@ -122,7 +122,7 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
         rdma_plan(&spec)?;
     }
     // What dead commands left: an id of a create that died is free again.
-    crate::reclaim::sweep(root);
+    crate::state::reclaim::sweep(root);
     let lock = IdLock::acquire(root, &opts.id)?;
     let dir = root.container_dir(&opts.id);
     if dir.exists() {
@@ -131,7 +131,7 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
         });
     }
     // Before anything exists: a crash from here on is reclaimed (reclaim.rs).
-    let journal = crate::reclaim::Journal {
+    let journal = crate::state::reclaim::Journal {
         op: "create".into(),
         cgroups_path: spec
             .linux()
@@ -139,8 +139,8 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
             .and_then(|l| l.cgroups_path().clone())
             .unwrap_or_else(|| pinc_cgroups_path(&opts.id, opts.systemd_cgroup)),
     };
-    if let Err(e) = crate::reclaim::begin(root, &opts.id, &journal) {
-        crate::reclaim::end(root, &opts.id);
+    if let Err(e) = crate::state::reclaim::begin(root, &opts.id, &journal) {
+        crate::state::reclaim::end(root, &opts.id);
         lock.remove();
         return Err(e);
     }
@@ -150,7 +150,7 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
     match create_locked(root, opts, pipeline, &bundle, spec, mode, &mut own_cgroups) {
         Ok(created) => {
             crate::crash::point("create:done");
-            crate::reclaim::end(root, &opts.id);
+            crate::state::reclaim::end(root, &opts.id);
             Ok(created)
         }
         Err(err) => {
@@ -165,7 +165,7 @@ pub fn create(root: &RuntimeRoot, opts: &CreateOptions, pipeline: &Pipeline) -> 
             if let (Some(pid_file), false) = (&opts.pid_file, pid_file_existed) {
                 let _ = fs::remove_file(pid_file);
             }
-            crate::reclaim::end(root, &opts.id);
+            crate::state::reclaim::end(root, &opts.id);
             lock.remove();
             Err(err)
         }
@@ -192,14 +192,14 @@ fn create_locked(
     };
     let mut spec = pipeline.run(spec, &ctx)?;
     crate::crash::point("create:placed");
-    crate::normalize::spec(&mut spec);
-    crate::normalize::create_cwd(&spec)?;
+    crate::spec::normalize::spec(&mut spec);
+    crate::spec::normalize::create_cwd(&spec)?;
     let stages_changed = spec != loaded;
     default_cgroups_path(&mut spec, &opts.id, opts.systemd_cgroup);
     // cgroupfs paths only: a systemd unit's dirs are named by systemd.
     if mode == Mode::Root && !opts.systemd_cgroup {
-        crate::cgroup_mount::bind_v1_hierarchies(&mut spec, || {
-            crate::cgroup_mount::HostCgroups::read(Path::new("/proc"))
+        crate::mounts::cgroup_mount::bind_v1_hierarchies(&mut spec, || {
+            crate::mounts::cgroup_mount::HostCgroups::read(Path::new("/proc"))
         });
     }
 
@@ -226,7 +226,7 @@ fn create_locked(
     // Before the sandbox's user namespace: exec joins the keyring by name
     // from the same namespace and uid (see join_session_keyring).
     if !opts.no_new_keyring {
-        crate::executor::join_session_keyring(&opts.id, true)?;
+        crate::process::executor::join_session_keyring(&opts.id, true)?;
     }
 
     let sandbox = if let Mode::Sandbox { dir } = &mode {
@@ -245,11 +245,11 @@ fn create_locked(
     if let Some(root_path) = spec.root().as_ref().map(|r| bundle.join(r.path())) {
         let in_use = || {
             let mine = root_path.canonicalize().ok();
-            crate::list::list(root)
+            crate::container::list::list(root)
                 .iter()
                 .any(|c| c.status != "stopped" && c.rootfs.canonicalize().ok() == mine)
         };
-        crate::devlinks::clear(&spec, &root_path, in_use)?;
+        crate::mounts::devlinks::clear(&spec, &root_path, in_use)?;
     }
 
     // libcontainer reads <bundle>/config.json; stage the final spec when it
@@ -259,8 +259,9 @@ fn create_locked(
         None
     } else {
         // Hooks run during create would otherwise see the staging dir.
-        crate::hook_relay::wrap(&mut spec, bundle)?;
-        executor.start_hooks = crate::hook_relay::take_start_container(&mut spec, &opts.id, bundle);
+        crate::process::hook_relay::wrap(&mut spec, bundle)?;
+        executor.start_hooks =
+            crate::process::hook_relay::take_start_container(&mut spec, &opts.id, bundle);
         let dir = stage_spec(root, &opts.id, &spec)?;
         crate::crash::point("create:staged");
         Some(dir)
@@ -303,7 +304,7 @@ fn create_locked(
     if let Some(cpus) = &affinity_target {
         affinity::set(init_pid, cpus)?;
     }
-    match crate::propagation::apply(init_pid, &crate::propagation::wanted(&spec)) {
+    match crate::mounts::propagation::apply(init_pid, &crate::mounts::propagation::wanted(&spec)) {
         Ok(()) => {}
         Err(e) if mode == Mode::Root => return Err(e),
         // Without root, joining the init's mount namespace may be refused.
@@ -353,7 +354,7 @@ fn create_locked(
         },
     };
     sidecar.save(&container.root)?;
-    crate::state_copy::keep(&container.root);
+    crate::state::state_copy::keep(&container.root);
     Ok(Created {
         container,
         init_pid,
