@@ -69,12 +69,16 @@ pub struct Ledger {
     lock_path: PathBuf,
 }
 
+/// The ledger's folder under the runtime root's private dir, and its file.
+const DIR: &str = "ledger";
+const FILE: &str = "allocations.json";
+
 impl Ledger {
     pub fn open(root: &RuntimeRoot) -> Result<Self, LedgerError> {
-        let dir = root.private_dir("ledger")?;
+        let dir = root.private_dir(DIR)?;
         Ok(Self {
             root: root.clone(),
-            path: dir.join("allocations.json"),
+            path: dir.join(FILE),
             lock_path: dir.join("lock"),
         })
     }
@@ -112,6 +116,12 @@ impl Ledger {
         }
     }
 
+    /// Where `root`'s ledger file is (whether or not it exists yet), for
+    /// callers that must not create the ledger just to look at it.
+    pub fn file(root: &RuntimeRoot) -> PathBuf {
+        root.path().join(".pinc").join(DIR).join(FILE)
+    }
+
     fn tmp_path(&self) -> PathBuf {
         self.path.with_extension("json.tmp")
     }
@@ -119,11 +129,7 @@ impl Ledger {
     /// Removes the temporary file of a write whose pinc was killed before
     /// its rename (the ledger itself is whole: the rename never happened).
     pub fn sweep(root: &RuntimeRoot) -> Result<(), LedgerError> {
-        if !root
-            .path()
-            .join(".pinc/ledger/allocations.json.tmp")
-            .exists()
-        {
+        if !Self::file(root).with_extension("json.tmp").exists() {
             return Ok(());
         }
         let ledger = Self::open(root)?;
@@ -208,7 +214,7 @@ impl Ledger {
 
     /// Releases what `id` holds; a no-op when the ledger was never used.
     pub fn release(root: &RuntimeRoot, id: &str) -> Result<(), LedgerError> {
-        if !root.path().join(".pinc/ledger/allocations.json").exists() {
+        if !Self::file(root).exists() {
             return Ok(());
         }
         let ledger = Self::open(root)?;
@@ -291,5 +297,17 @@ mod tests {
             .expect("io");
         assert_eq!(r, Err("no free cores"));
         assert!(!dir.path().join(".pinc/ledger/allocations.json").exists());
+        assert!(!Ledger::file(&root).exists());
+        ledger
+            .update(Some("a"), |a| {
+                a.push(alloc("a", "0"));
+                Ok::<(), &str>(())
+            })
+            .expect("io")
+            .expect("update");
+        assert!(
+            Ledger::file(&root).exists(),
+            "Ledger::file names the file open() writes"
+        );
     }
 }

@@ -434,7 +434,7 @@ pub fn dry_run(
         },
         None => {
             let (allowed_cpus, allowed_mems) = caller_constraints()?;
-            let taken = if root.path().join(".pinc/ledger/allocations.json").exists() {
+            let taken = if Ledger::file(root).exists() {
                 Ledger::open(root)?
                     .list()?
                     .iter()
@@ -459,12 +459,11 @@ pub fn node(
     source: Option<&str>,
 ) -> Result<(Topology, Vec<Allocation>), StageError> {
     let topology = load_topology(source)?;
-    let allocations =
-        if source.is_none() && root.path().join(".pinc/ledger/allocations.json").exists() {
-            Ledger::open(root)?.list()?
-        } else {
-            Vec::new()
-        };
+    let allocations = if source.is_none() && Ledger::file(root).exists() {
+        Ledger::open(root)?.list()?
+    } else {
+        Vec::new()
+    };
     Ok((topology, allocations))
 }
 
