@@ -11,7 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 use pinc_cpulist::CpuList;
@@ -69,6 +69,11 @@ pub struct Ledger {
     lock_path: PathBuf,
 }
 
+/// Where a write puts the ledger before its rename.
+fn tmp_of(file: &Path) -> PathBuf {
+    file.with_extension("json.tmp")
+}
+
 /// The ledger's folder under the runtime root's private dir, and its file.
 const DIR: &str = "ledger";
 const FILE: &str = "allocations.json";
@@ -119,17 +124,17 @@ impl Ledger {
     /// Where `root`'s ledger file is (whether or not it exists yet), for
     /// callers that must not create the ledger just to look at it.
     pub fn file(root: &RuntimeRoot) -> PathBuf {
-        root.path().join(".pinc").join(DIR).join(FILE)
+        root.private_path(DIR).join(FILE)
     }
 
     fn tmp_path(&self) -> PathBuf {
-        self.path.with_extension("json.tmp")
+        tmp_of(&self.path)
     }
 
     /// Removes the temporary file of a write whose pinc was killed before
     /// its rename (the ledger itself is whole: the rename never happened).
     pub fn sweep(root: &RuntimeRoot) -> Result<(), LedgerError> {
-        if !Self::file(root).with_extension("json.tmp").exists() {
+        if !tmp_of(&Self::file(root)).exists() {
             return Ok(());
         }
         let ledger = Self::open(root)?;

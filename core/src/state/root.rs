@@ -76,10 +76,15 @@ impl RuntimeRoot {
         self.path.join(id)
     }
 
+    /// Where pinc's private folder `name` is, made or not.
+    pub fn private_path(&self, name: &str) -> PathBuf {
+        self.path.join(".pinc").join(name)
+    }
+
     /// Scratch space pinc owns (locks, staged specs); hidden from `list`.
     pub fn private_dir(&self, name: &str) -> Result<PathBuf, RootError> {
+        let dir = self.private_path(name);
         let private = self.path.join(".pinc");
-        let dir = private.join(name);
         let existed = dir.is_dir();
         fs::DirBuilder::new()
             .recursive(true)
