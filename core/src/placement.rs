@@ -384,11 +384,43 @@ struct Cached {
     topology: Topology,
 }
 
+/// The topology cache's file in the runtime root's private folder.
+const CACHE: &str = "topology.json";
+
+/// Where pinc `pid` writes the cache before its rename: one file per
+/// writer, as concurrent creates may each scan.
+fn cache_tmp(cache: &Path, pid: u32) -> PathBuf {
+    cache.with_extension(format!("{pid}.tmp"))
+}
+
+/// Removes the cache temp files of pincs killed before their rename
+/// (those of a live pinc are its write in progress).
+pub fn sweep_cache(root: &RuntimeRoot, alive: impl Fn(u32) -> bool) {
+    let cache = root.private_path(CACHE);
+    let Some(dir) = cache.parent() else {
+        return;
+    };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("topology."))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if entry.path() == cache_tmp(&cache, pid) && !alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// This machine's topology, from a cache under the runtime root when it is
 /// still valid (a full hwloc scan with I/O costs milliseconds per create).
 /// Free hugepages change all the time and are always re-read from sysfs.
 pub fn live_topology(root: &Path) -> Result<Topology, StageError> {
-    let path = root.join(".pinc/topology.json");
+    let path = root.join(".pinc").join(CACHE);
     let key = machine_key();
     let cached = std::fs::read(&path)
         .ok()
@@ -398,7 +430,7 @@ pub fn live_topology(root: &Path) -> Result<Topology, StageError> {
         Some(c) => c.topology,
         None => {
             let topology = pinc_topology::hwloc::live()?;
-            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            let tmp = cache_tmp(&path, std::process::id());
             let json = serde_json::to_vec(&Cached {
                 key,
                 topology: topology.clone(),
@@ -522,5 +554,24 @@ mod tests {
     fn no_annotation_no_locality() {
         let Some(t) = fixture() else { return };
         assert!(device_locality(&HashMap::new(), &t).is_empty());
+    }
+
+    #[test]
+    fn the_cache_sweep_removes_only_dead_writers_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = RuntimeRoot::open(dir.path()).expect("root");
+        let cache = root.private_path(CACHE);
+        std::fs::create_dir_all(cache.parent().expect("parent")).expect("mkdir");
+        for name in [CACHE, "topology.7.tmp", "topology.8.tmp", "topology.x.tmp"] {
+            std::fs::write(cache.with_file_name(name), "{").expect("write");
+        }
+        sweep_cache(&root, |pid| pid == 8);
+        let mut left: Vec<String> = std::fs::read_dir(cache.parent().expect("parent"))
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["topology.8.tmp", CACHE, "topology.x.tmp"]);
+        assert_eq!(cache_tmp(&cache, 7), cache.with_file_name("topology.7.tmp"));
     }
 }

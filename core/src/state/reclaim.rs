@@ -145,13 +145,17 @@ pub fn sweep(root: &RuntimeRoot) {
 }
 
 /// `sweep`, and also the lock files of ids that have no container, as a
-/// create killed before its journal existed leaves, and a torn ledger write. For `list`, which reads
-/// every container anyway; not for the create path.
+/// create killed before its journal existed leaves, and the temp files of
+/// a ledger or topology cache write killed before its rename. For `list`,
+/// which reads every container anyway; not for the create path.
 pub fn sweep_all(root: &RuntimeRoot) {
     sweep(root);
     if let Err(e) = crate::ledger::Ledger::sweep(root) {
         tracing::warn!(target: "pinc", "{e}");
     }
+    crate::placement::sweep_cache(root, |pid| {
+        orphans::alive(Path::new("/proc"), i64::from(pid))
+    });
     let locks = root.path().join(".pinc/locks");
     for id in names(&locks) {
         if root.container_dir(&id).exists() || pending(root, &id) {
