@@ -22,6 +22,8 @@ pub enum Error {
     #[error(transparent)]
     Rootless(#[from] rootless::RootlessError),
     #[error(transparent)]
+    CgroupPlan(#[from] crate::cgroup_plan::PlanError),
+    #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
     Exec(#[from] crate::process::exec::ExecError),

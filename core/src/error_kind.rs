@@ -23,7 +23,8 @@ impl Error {
             },
             Error::Signal(_) | Error::Resources { .. } => ErrorKind::InvalidArgument,
             Error::Exec(e) => exec_kind(e),
-            Error::Pipeline(e) => stage_kind(e.source.as_ref()),
+            Error::Pipeline(e) => e.kind(),
+            Error::CgroupPlan(e) => e.kind(),
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Root(_)
             | Error::Lock(_)
@@ -66,36 +67,9 @@ fn exec_kind(e: &ExecError) -> ErrorKind {
     }
 }
 
-/// A pipeline stage's error, by its type: a malformed pinc.io request is
-/// the spec's fault; a valid one the node cannot meet is a refusal.
-fn stage_kind(source: &(dyn std::error::Error + Send + Sync + 'static)) -> ErrorKind {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    while let Some(e) = cause {
-        if e.is::<pinc_topology::request::RequestError>()
-            || e.is::<pinc_hooks::selection::SelectionError>()
-        {
-            return ErrorKind::InvalidSpec;
-        }
-        if e.is::<pinc_topology::planner::PlanError>() || e.is::<crate::placement::Refusal>() {
-            return ErrorKind::PlacementRefused;
-        }
-        cause = e.source();
-    }
-    ErrorKind::Internal
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::PipelineError;
-
-    fn stage(source: crate::pipeline::StageError) -> Error {
-        Error::Pipeline(PipelineError {
-            stage: "placement",
-            source,
-        })
-    }
-
     #[test]
     fn lifecycle_errors() {
         let id = || "c".to_string();
@@ -131,21 +105,35 @@ mod tests {
     }
 
     #[test]
-    fn stage_errors_by_type_not_wording() {
-        let request = pinc_topology::request::RequestError::CpusAndCores;
-        assert_eq!(stage(Box::new(request)).kind(), ErrorKind::InvalidSpec);
-        let plan = pinc_topology::planner::PlanError::NoHbm("0-3".into());
-        assert_eq!(stage(Box::new(plan)).kind(), ErrorKind::PlacementRefused);
-        // A wrapped cause is found through the chain.
-        #[derive(Debug, thiserror::Error)]
-        #[error("wrapped")]
-        struct Wrapped(#[source] pinc_topology::planner::PlanError);
-        let wrapped = Wrapped(pinc_topology::planner::PlanError::StrictConflict(
-            "x".into(),
-        ));
-        assert_eq!(stage(Box::new(wrapped)).kind(), ErrorKind::PlacementRefused);
-        // Wording that sounds like a refusal is still internal.
-        let io = std::io::Error::other("no free cores");
-        assert_eq!(stage(Box::new(io)).kind(), ErrorKind::Internal);
+    fn stage_errors_keep_the_kind_their_stage_gave() {
+        use crate::pipeline::{PipelineError, StageError};
+        let stage = |e: StageError| {
+            Error::Pipeline(PipelineError::Stage {
+                stage: "placement",
+                kind: e.kind(),
+                source: Box::new(std::io::Error::other(e.to_string())),
+            })
+        };
+        let plan = crate::stages::placement::PlacementError::Plan(
+            pinc_topology::planner::PlanError::NoHbm("0-3".into()),
+        );
+        assert_eq!(stage(plan.into()).kind(), ErrorKind::PlacementRefused);
+        let refused = crate::stages::placement::Refusal::NoPageSize { name: "1GB".into() };
+        let refused = crate::stages::placement::PlacementError::Refused(refused);
+        assert_eq!(stage(refused.into()).kind(), ErrorKind::PlacementRefused);
+        let select = crate::stages::devices::DevicesError::CdiRootless;
+        assert_eq!(stage(select.into()).kind(), ErrorKind::InvalidSpec);
+        // A malformed request fails before any stage, as the spec's fault.
+        let request = crate::pipeline::Request::from_parts(
+            &[("pinc.io/hpc".to_string(), "ture".to_string())].into(),
+            &[],
+        )
+        .expect_err("typo");
+        assert_eq!(
+            Error::Pipeline(request.into()).kind(),
+            ErrorKind::InvalidSpec
+        );
+        let limits = crate::cgroup_plan::PlanError::NoHugetlb;
+        assert_eq!(Error::CgroupPlan(limits).kind(), ErrorKind::Unsupported);
     }
 }

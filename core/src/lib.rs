@@ -14,22 +14,26 @@
 //! - [`mounts`]: mount work around libcontainer's (propagation, /dev, v1 cgroup).
 //! - [`process`]: exec, the executor, signals, hooks pinc runs or relays.
 //! - [`rootless`]: the rootless sandbox and subordinate ids.
-//! - [`pipeline`], [`hpc_preset`], [`devices`], [`placement`], [`ledger`]:
-//!   the HPC stages and what they share.
+//! - [`pipeline`]: the stage framework and the one [`pipeline::request`]
+//!   module that reads what a container asks pinc for.
+//! - [`stages`]: the stages (MPI preset, devices, placement, and the
+//!   finalize stages every create runs) and the pipelines made of them.
+//! - [`node_topology`], [`ledger`], [`cgroup_plan`]: what stages share: the
+//!   node's topology, its CPU allocations, the cgroup limits pinc applies.
 
+pub mod cgroup_plan;
 pub mod container;
 pub mod crash;
-pub mod devices;
 pub mod error;
 mod error_kind;
-pub mod hpc_preset;
 pub mod ledger;
 pub mod mounts;
+pub mod node_topology;
 pub mod pipeline;
-pub mod placement;
 pub mod process;
 pub mod rootless;
 pub mod spec;
+pub mod stages;
 pub mod state;
 
 pub use error::Error;

@@ -1,7 +1,7 @@
 //! What a container asks for in `pinc.io/*` annotations and `PINC_*` env:
-//! the placement request (and `pinc plan` words, after a `--` line), the
-//! boolean and device requests read through `pipeline::lookup`
-//! (`require-cgroups`, `hpc`, `gpus`/`NVIDIA_VISIBLE_DEVICES`, `rdma`),
+//! all of it read by pinc's one request module (`pipeline::request`:
+//! placement, `require-cgroups`, `hpc`, `gpus`/`NVIDIA_VISIBLE_DEVICES`,
+//! `rdma`, `cdi.k8s.io/*`), `pinc plan` words after a `--` line,
 //! `NVIDIA_DRIVER_CAPABILITIES`, `cdi.k8s.io/*` names, then what consumes
 //! them: device selection, `near=` resolution, the planner and the hpc and
 //! devices stages, on fixed topologies and devices.
@@ -9,10 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use pinc_cpulist::CpuList;
-use pinc_core::devices::{DevicesStage, Memlock};
-use pinc_core::hpc_preset::HpcPresetStage;
 use pinc_core::oci_spec::runtime::{Process, Spec};
-use pinc_core::pipeline::{lookup, Context, Stage};
+use pinc_core::pipeline::{Context, Facts, HostRoots, Request, Stage};
+use pinc_core::rootless::Mode;
+use pinc_core::stages::devices::DevicesStage;
+use pinc_core::stages::hpc_preset::HpcPresetStage;
+use pinc_core::stages::memlock::Memlock;
+use pinc_core::RuntimeRoot;
 use pinc_hooks::{cdi, driver, selection, DeviceKind, DeviceNode, Gpu, Hca};
 use pinc_topology::planner::{self, Constraints};
 use pinc_topology::{devices, request, synthetic};
@@ -87,12 +90,8 @@ fn main() {
     let scratch = pinc_fuzz::scratch();
     let device_root = scratch.join("device-root");
     std::fs::create_dir_all(&device_root).expect("device root");
-    let ctx = Context {
-        id: "fuzz",
-        bundle: Path::new("/nonexistent/bundle"),
-        root: Path::new("/nonexistent/root"),
-        rootless: false,
-    };
+    let root = RuntimeRoot::open(&scratch.join("root")).expect("runtime root");
+    let host = HostRoots::host();
 
     afl::fuzz!(|data: &[u8]| {
         let Some(text) = pinc_fuzz::text(data) else {
@@ -101,8 +100,8 @@ fn main() {
         let (spec_part, words) = pinc_fuzz::sections(text);
         let (annotations, env) = pinc_fuzz::annotations_and_env(spec_part);
 
-        let from_spec = request::from_spec(&annotations, &env);
-        if let Ok(Some(r)) = &from_spec {
+        let read = Request::from_parts(&annotations, &env);
+        if let Ok(Some(r)) = read.as_ref().map(|r| r.placement.as_ref()) {
             check_request(r);
             for selector in &r.near {
                 let _ = devices::resolve(&topology, selector);
@@ -116,22 +115,11 @@ fn main() {
         if let Ok(Some(r)) = request::from_words(words.split_whitespace()) {
             check_request(&r);
         }
-
-        for (annotation, vars) in [
-            ("pinc.io/require-cgroups", &["PINC_REQUIRE_CGROUPS"][..]),
-            ("pinc.io/hpc", &["PINC_HPC"]),
-            ("pinc.io/gpus", &["PINC_GPUS", "NVIDIA_VISIBLE_DEVICES"]),
-            ("pinc.io/rdma", &["PINC_RDMA"]),
-        ] {
-            let Some((_, value)) = lookup(&annotations, &env, annotation, vars) else {
-                continue;
-            };
-            let Ok(req) = selection::Request::parse(&value) else {
-                continue;
-            };
-            if let selection::Request::List(items) = &req {
+        let asks = read.iter().flat_map(|r| [&r.gpus, &r.rdma]).flatten();
+        for ask in asks {
+            if let selection::Request::List(items) = &ask.selection {
                 for item in items {
-                    assert!(!item.is_empty(), "an empty selector from {value:?}");
+                    assert!(!item.is_empty(), "an empty selector from {}", ask.from);
                     if let Some(bus) = selection::normalize_bus_id(item) {
                         assert_eq!(
                             selection::normalize_bus_id(&bus).as_deref(),
@@ -141,8 +129,8 @@ fn main() {
                     }
                 }
             }
-            let _ = selection::select_gpus(&gpus, &req);
-            let _ = selection::select_hcas(&hcas, &req);
+            let _ = selection::select_gpus(&gpus, &ask.selection);
+            let _ = selection::select_hcas(&hcas, &ask.selection);
         }
         if let Some(value) = env
             .iter()
@@ -155,8 +143,8 @@ fn main() {
                 assert_eq!(back, caps, "{value:?} -> {shown:?}");
             }
         }
-        if let Ok(names) = cdi::requested_devices(&annotations) {
-            for name in &names {
+        if let Ok(r) = &read {
+            for name in &r.cdi {
                 cdi::parse_qualified_name(name).expect("a requested name is qualified");
             }
         }
@@ -174,7 +162,19 @@ fn main() {
                 may_raise: false,
             },
         );
-        let _ = hpc.apply(&mut spec, &ctx);
-        let _ = DevicesStage::new(device_root.clone()).inject(&mut spec, false);
+        let Ok(request) = read else {
+            return;
+        };
+        let ctx = Context {
+            id: "fuzz",
+            bundle: Path::new("/nonexistent/bundle"),
+            root: &root,
+            mode: &Mode::Root,
+            systemd_cgroup: false,
+            request: &request,
+            host: &host,
+        };
+        let _ = hpc.apply(&mut spec, &ctx, &mut Facts::default());
+        let _ = DevicesStage::new(device_root.clone()).inject(&mut spec, &request, false);
     });
 }

@@ -8,10 +8,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pinc_core::devices::{Allocation, Memlock};
-use pinc_core::hpc_preset::HpcPresetStage;
 use pinc_core::oci_spec::runtime::{Process, Spec};
-use pinc_core::pipeline::{Context, Stage};
+use pinc_core::pipeline::{Context, Facts, HostRoots, Request, Stage};
+use pinc_core::rootless::Mode;
+use pinc_core::stages::devices::Allocation;
+use pinc_core::stages::hpc_preset::HpcPresetStage;
+use pinc_core::stages::memlock::Memlock;
+use pinc_core::RuntimeRoot;
 use pinc_hooks::{DeviceKind, DeviceNode, Gpu};
 
 fn gpus() -> Vec<Gpu> {
@@ -38,12 +41,8 @@ fn gpus() -> Vec<Gpu> {
 
 fn main() {
     let gpus = gpus();
-    let ctx = Context {
-        id: "fuzz",
-        bundle: Path::new("/nonexistent/bundle"),
-        root: Path::new("/nonexistent/root"),
-        rootless: false,
-    };
+    let root = RuntimeRoot::open(&pinc_fuzz::scratch().join("root")).expect("runtime root");
+    let host = HostRoots::host();
     afl::fuzz!(|data: &[u8]| {
         let Some(text) = pinc_fuzz::text(data) else {
             return;
@@ -76,6 +75,18 @@ fn main() {
                 may_raise: false,
             },
         );
-        stage.apply(&mut spec, &ctx).expect("the preset applies");
+        let request = Request::read(&spec).expect("the request reads");
+        let ctx = Context {
+            id: "fuzz",
+            bundle: Path::new("/nonexistent/bundle"),
+            root: &root,
+            mode: &Mode::Root,
+            systemd_cgroup: false,
+            request: &request,
+            host: &host,
+        };
+        stage
+            .apply(&mut spec, &ctx, &mut Facts::default())
+            .expect("the preset applies");
     });
 }

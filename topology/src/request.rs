@@ -1,14 +1,10 @@
-//! What a container asks for, from OCI annotations `pinc.io/<key>` or, for
-//! callers that cannot set annotations (Docker 20.10), the process env
-//! `PINC_<KEY>`. Annotations win over env. Bad values fail before anything
-//! is created, each with one line naming the key and what is accepted.
+//! Placement requests: what CPUs, memory and hugepages a container asks
+//! for, and how each value is spelt. pinc-core reads the keys from a spec
+//! (annotations, env) and hands them here; `pinc plan` gives them as
+//! `key=value` words. Bad values fail with one line naming the key and
+//! what is accepted.
 
 use std::collections::HashMap;
-
-/// Prefix of pinc's annotations.
-pub const ANNOTATION_PREFIX: &str = "pinc.io/";
-/// Prefix of pinc's environment variables.
-pub const ENV_PREFIX: &str = "PINC_";
 
 /// Keys this module reads.
 pub const PLACEMENT_KEYS: &[&str] = &[
@@ -22,17 +18,6 @@ pub const PLACEMENT_KEYS: &[&str] = &[
     "hugepages",
 ];
 
-/// pinc.io/ keys read elsewhere (other pipeline stages); accepted here so a
-/// typo in any other key is reported.
-pub const OTHER_KEYS: &[&str] = &[
-    "require-cgroups",
-    "gpus",
-    "rdma",
-    "hpc",
-    "placement",
-    "device-locality",
-];
-
 /// A request that cannot be honoured as written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
@@ -42,7 +27,9 @@ pub enum RequestError {
         value: String,
         expected: &'static str,
     },
-    #[error("{0}: unknown key (pinc.io keys: cpus, cores, smt, policy, near, mem, hbm, hugepages, gpus, rdma, hpc, require-cgroups)")]
+    #[error(
+        "{0}: unknown key (placement keys: cpus, cores, smt, policy, near, mem, hbm, hugepages)"
+    )]
     UnknownKey(String),
     #[error("give either cpus or cores, not both")]
     CpusAndCores,
@@ -111,7 +98,9 @@ fn bad(source_name: &str, value: &str, expected: &'static str) -> RequestError {
     }
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, RequestError> {
+/// pinc's one boolean parser, for every on/off key (`name` is the key as
+/// given, for the message).
+pub fn parse_bool(name: &str, v: &str) -> Result<bool, RequestError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -165,47 +154,6 @@ fn parse_hugepages(name: &str, v: &str) -> Result<Vec<Hugepages>, RequestError> 
         .collect()
 }
 
-/// The pinc keys found in annotations and env, annotations winning, with
-/// the name each came from (for error messages).
-fn collect(
-    annotations: &HashMap<String, String>,
-    env: &[String],
-) -> Result<HashMap<String, (String, String)>, RequestError> {
-    let mut found = HashMap::new();
-    // Env first, last entry winning, then annotations over it.
-    for kv in env {
-        let Some((k, v)) = kv.split_once('=') else {
-            continue;
-        };
-        let Some(key) = k.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let key = key.to_ascii_lowercase().replace('_', "-");
-        if PLACEMENT_KEYS.contains(&key.as_str()) {
-            found.insert(key, (k.to_string(), v.to_string()));
-        }
-    }
-    for (k, v) in annotations {
-        let Some(key) = k.strip_prefix(ANNOTATION_PREFIX) else {
-            continue;
-        };
-        if PLACEMENT_KEYS.contains(&key) {
-            found.insert(key.to_string(), (k.clone(), v.clone()));
-        } else if !OTHER_KEYS.contains(&key) {
-            return Err(RequestError::UnknownKey(k.clone()));
-        }
-    }
-    Ok(found)
-}
-
-/// The placement request in a spec's annotations and process env, if any.
-pub fn from_spec(
-    annotations: &HashMap<String, String>,
-    env: &[String],
-) -> Result<Option<Request>, RequestError> {
-    from_keys(collect(annotations, env)?)
-}
-
 /// The request from `key=value` words (`pinc plan cores=2 near=mlx5_0`).
 pub fn from_words<'a>(
     words: impl IntoIterator<Item = &'a str>,
@@ -220,10 +168,14 @@ pub fn from_words<'a>(
         }
         found.insert(k.to_string(), (k.to_string(), v.to_string()));
     }
-    from_keys(found)
+    from_given(found)
 }
 
-fn from_keys(found: HashMap<String, (String, String)>) -> Result<Option<Request>, RequestError> {
+/// The request from placement keys found (key -> the name it was given
+/// under, and its value); `None` when nothing is asked for.
+pub fn from_given(
+    found: HashMap<String, (String, String)>,
+) -> Result<Option<Request>, RequestError> {
     let get = |k: &str| found.get(k).map(|(n, v)| (n.as_str(), v.as_str()));
     let amount = match (get("cpus"), get("cores")) {
         (Some(_), Some(_)) => return Err(RequestError::CpusAndCores),
@@ -286,22 +238,28 @@ fn from_keys(found: HashMap<String, (String, String)>) -> Result<Option<Request>
 mod tests {
     use super::*;
 
-    fn ann(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn given(pairs: &[(&str, &str, &str)]) -> HashMap<String, (String, String)> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, n, v)| (k.to_string(), (n.to_string(), v.to_string())))
             .collect()
     }
 
     #[test]
-    fn annotations_win_over_env() {
-        let env = vec!["PINC_CPUS=4".to_string(), "PINC_POLICY=spread".to_string()];
-        let r = from_spec(&ann(&[("pinc.io/cpus", "2")]), &env)
-            .expect("ok")
-            .expect("some");
-        assert_eq!(r.amount, Some(Amount::Cpus(2)));
-        assert_eq!(r.policy, Policy::Spread);
-        assert!(r.smt);
+    fn one_boolean_parser() {
+        for yes in ["1", "true", "Yes", " ON "] {
+            assert_eq!(parse_bool("k", yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "FALSE", "no", "off"] {
+            assert_eq!(parse_bool("k", no), Ok(false), "{no}");
+        }
+        for bad in ["ture", "", "2", "enabled"] {
+            let err = parse_bool("PINC_HPC", bad).expect_err(bad);
+            assert_eq!(
+                err.to_string(),
+                format!("PINC_HPC: invalid value {bad:?}: on or off")
+            );
+        }
     }
 
     #[test]
@@ -339,27 +297,21 @@ mod tests {
 
     #[test]
     fn nothing_requested_is_none() {
-        assert_eq!(
-            from_spec(&HashMap::new(), &["PATH=/bin".to_string()]),
-            Ok(None)
-        );
-        assert_eq!(
-            from_spec(&ann(&[("pinc.io/gpus", "0"), ("other/key", "x")]), &[]),
-            Ok(None)
-        );
+        assert_eq!(from_given(HashMap::new()), Ok(None));
+        assert_eq!(from_words([]), Ok(None));
     }
 
     #[test]
     fn bad_values_name_key_and_expectation() {
-        let err = from_spec(&ann(&[("pinc.io/cpus", "two")]), &[]).expect_err("bad");
+        let err = from_given(given(&[("cpus", "pinc.io/cpus", "two")])).expect_err("bad");
         assert_eq!(
             err.to_string(),
             "pinc.io/cpus: invalid value \"two\": a whole number from 1"
         );
-        let err = from_spec(
-            &HashMap::new(),
-            &["PINC_POLICY=tight".into(), "PINC_CPUS=1".into()],
-        )
+        let err = from_given(given(&[
+            ("policy", "PINC_POLICY", "tight"),
+            ("cpus", "PINC_CPUS", "1"),
+        ]))
         .expect_err("bad");
         assert!(
             err.to_string()
@@ -382,11 +334,8 @@ mod tests {
             from_words(["hugepages=3X:1"]),
             Err(RequestError::Value { .. })
         ));
-        let err = from_spec(&ann(&[("pinc.io/cpu", "1")]), &[]).expect_err("typo");
-        assert!(
-            err.to_string().contains("pinc.io/cpu: unknown key"),
-            "{err}"
-        );
+        let err = from_words(["cpu=1"]).expect_err("typo");
+        assert!(err.to_string().starts_with("cpu: unknown key"), "{err}");
         assert!(matches!(
             from_words(["policy=spread"]),
             Err(RequestError::NothingToPlace(_))
@@ -411,8 +360,8 @@ mod tests {
     fn empty_hugepages_alone_is_no_request() {
         // Found by fuzzing (fuzz/ target `requests`): gave a request with
         // no CPUs and no pages instead of none.
-        let env = ["PINC_HUGEPAGES=".to_string()];
-        assert_eq!(from_spec(&HashMap::new(), &env), Ok(None));
+        let empty = given(&[("hugepages", "PINC_HUGEPAGES", "")]);
+        assert_eq!(from_given(empty), Ok(None));
         assert_eq!(from_words(["hugepages= , "]), Ok(None));
         assert_eq!(
             from_words(["hugepages=", "smt=on"]),

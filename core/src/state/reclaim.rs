@@ -153,7 +153,7 @@ pub fn sweep_all(root: &RuntimeRoot) {
     if let Err(e) = crate::ledger::Ledger::sweep(root) {
         tracing::warn!(target: "pinc", "{e}");
     }
-    crate::placement::sweep_cache(root, |pid| {
+    crate::node_topology::sweep_cache(root, |pid| {
         orphans::alive(Path::new("/proc"), i64::from(pid))
     });
     let locks = root.path().join(".pinc/locks");

@@ -1,5 +1,5 @@
 use pinc_core::container::create::{create, CreateOptions};
-use pinc_core::pipeline;
+use pinc_core::stages;
 
 use crate::cli::{Create, Global};
 
@@ -20,6 +20,6 @@ pub fn options(args: &Create, global: &Global, detach: bool) -> CreateOptions {
 
 pub fn run(args: &Create, global: &Global) -> anyhow::Result<i32> {
     let root = super::root_for_create(global)?;
-    create(&root, &options(args, global, true), &pipeline::hpc())?;
+    create(&root, &options(args, global, true), &stages::hpc())?;
     Ok(0)
 }

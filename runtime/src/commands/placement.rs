@@ -1,16 +1,11 @@
 //! `pinc topology` and `pinc plan`.
 
-use pinc_core::placement;
+use pinc_core::node_topology;
 
 use crate::cli::{Global, PlanCmd, TopologyCmd};
 
-fn stage(e: pinc_core::pipeline::StageError) -> anyhow::Error {
-    anyhow::anyhow!(e)
-}
-
 pub fn topology(args: &TopologyCmd, global: &Global) -> anyhow::Result<i32> {
-    let (node, allocations) =
-        placement::node(&super::root(global), args.topology.as_deref()).map_err(stage)?;
+    let (node, allocations) = node_topology::node(&super::root(global), args.topology.as_deref())?;
     if args.json {
         super::print_json(&serde_json::json!({"topology": node, "allocations": allocations}))?;
     } else {
@@ -31,12 +26,11 @@ pub fn topology(args: &TopologyCmd, global: &Global) -> anyhow::Result<i32> {
 }
 
 pub fn plan(args: &PlanCmd, global: &Global) -> anyhow::Result<i32> {
-    let p = placement::dry_run(
+    let p = node_topology::dry_run(
         &super::root(global),
         args.topology.as_deref(),
         &args.request,
-    )
-    .map_err(stage)?;
+    )?;
     if args.json {
         super::print_json(&p)?;
     } else {

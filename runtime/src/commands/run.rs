@@ -1,5 +1,5 @@
 use pinc_core::container::run::{run as run_container, RunOptions};
-use pinc_core::pipeline;
+use pinc_core::stages;
 
 use crate::cli::{Global, Run};
 
@@ -10,5 +10,5 @@ pub fn run(args: &Run, global: &Global) -> anyhow::Result<i32> {
         keep: args.keep,
         no_subreaper: args.no_subreaper,
     };
-    Ok(run_container(&root, &opts, &pipeline::hpc())?)
+    Ok(run_container(&root, &opts, &stages::hpc())?)
 }

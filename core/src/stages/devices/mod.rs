@@ -10,30 +10,26 @@
 //! tests on machines without GPUs or HCAs). The caller's environment (not
 //! the container's) also supplies the Slurm allocation and the memlock limit.
 //!
-//! The chosen devices' PCI addresses are left in the
-//! [`LOCALITY_ANNOTATION`] for the placement stage, which runs next.
+//! The chosen devices' PCI addresses are handed to the placement stage,
+//! which runs next, as [`DeviceLocality`].
 
 mod edits;
+mod error;
 mod gpus;
-pub(crate) mod rdma;
+mod rdma;
 mod slurm;
 
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
 use pinc_hooks::cdi;
-use pinc_hooks::selection::Request;
 
-use crate::pipeline::{annotations_and_env, lookup, Context, Stage, StageError};
+use crate::pipeline::{Context, DeviceLocality, Facts, Request, Stage, StageError};
+use crate::stages::memlock::Memlock;
 
+pub use error::DevicesError;
 pub use gpus::nvml_library;
-pub use rdma::Memlock;
 pub use slurm::Allocation;
-
-/// Written by this stage: the chosen devices' PCI bus ids (or HCA names),
-/// comma-separated; placement treats them as `near=` unless the request
-/// names its own.
-pub const LOCALITY_ANNOTATION: &str = "pinc.io/device-locality";
 
 pub struct DevicesStage {
     /// Where procfs, sysfs, /dev and the ld cache are read from.
@@ -98,46 +94,43 @@ impl DevicesStage {
         stage
     }
 
-    /// Runs the stage and reports what it added.
-    pub fn inject(&self, spec: &mut Spec, rootless: bool) -> Result<Injected, StageError> {
-        let (annotations, env) = annotations_and_env(spec);
+    /// Gives the container the devices `request` asks for, and reports
+    /// what it added.
+    pub fn inject(
+        &self,
+        spec: &mut Spec,
+        request: &Request,
+        rootless: bool,
+    ) -> Result<Injected, DevicesError> {
         let mut out = Injected::default();
-        if crate::pipeline::is_pod_sandbox(&annotations) {
-            return Ok(out);
+        if let Some(ask) = &request.gpus {
+            let env = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.env().clone())
+                .unwrap_or_default();
+            gpus::inject(
+                self,
+                spec,
+                &ask.from,
+                &ask.selection,
+                &env,
+                rootless,
+                &mut out,
+            )?;
         }
-        let gpus = lookup(
-            &annotations,
-            &env,
-            "pinc.io/gpus",
-            &["PINC_GPUS", "NVIDIA_VISIBLE_DEVICES"],
-        );
-        if let Some((name, value)) = &gpus {
-            let request = Request::parse(value).map_err(|e| format!("{name}: {e}"))?;
-            if request != Request::Nothing {
-                gpus::inject(self, spec, name, &request, &env, rootless, &mut out)?;
-            }
+        if let Some(ask) = &request.rdma {
+            rdma::inject(self, spec, &ask.from, &ask.selection, rootless, &mut out)?;
         }
-        if let Some((name, value)) = lookup(&annotations, &env, "pinc.io/rdma", &["PINC_RDMA"]) {
-            let request = Request::parse(&value).map_err(|e| format!("{name}: {e}"))?;
-            if request != Request::Nothing {
-                rdma::inject(self, spec, &name, &request, rootless, &mut out)?;
-            }
-        }
-        let names = cdi::requested_devices(&annotations)?;
-        if !names.is_empty() {
+        if !request.cdi.is_empty() {
             if rootless {
-                return Err("CDI devices are not supported in rootless containers yet".into());
+                return Err(DevicesError::CdiRootless);
             }
             let registry = cdi::Registry::load(&self.cdi_dirs)?;
             // CDI specs name real host paths: no device root applies.
-            let applied = registry.apply(spec, &names, Path::new("/"))?;
+            let applied = registry.apply(spec, &request.cdi, Path::new("/"))?;
             tracing::debug!(target: "pinc", ?applied, "CDI edits");
-            out.cdi = names;
-        }
-        if !out.near.is_empty() {
-            let mut annotations = spec.annotations().clone().unwrap_or_default();
-            annotations.insert(LOCALITY_ANNOTATION.to_string(), out.near.join(","));
-            spec.set_annotations(Some(annotations));
+            out.cdi = request.cdi.clone();
         }
         Ok(out)
     }
@@ -173,8 +166,14 @@ impl Stage for DevicesStage {
         "devices"
     }
 
-    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>) -> Result<(), StageError> {
-        let out = self.inject(spec, ctx.rootless)?;
+    fn apply(
+        &self,
+        spec: &mut Spec,
+        ctx: &Context<'_>,
+        facts: &mut Facts,
+    ) -> Result<(), StageError> {
+        let out = self.inject(spec, ctx.request, ctx.rootless())?;
+        facts.device_locality = DeviceLocality(out.near.clone());
         if !out.devices.is_empty() || !out.cdi.is_empty() {
             tracing::info!(
                 target: "pinc",

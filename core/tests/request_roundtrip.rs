@@ -1,15 +1,15 @@
 //! Round trips of placement requests: a random [`Request`] rendered as a
 //! container would write it (`pinc.io/*` annotations, `PINC_*` env, or a
 //! mix, in any of the accepted spellings: case, whitespace, size units,
-//! boolean words) and as `pinc plan` words parses back to the same request.
+//! boolean words) and read by pinc's one request module, and as `pinc plan`
+//! words, parses back to the same request.
 //! The fuzz target `requests` (fuzz/) feeds the same parser arbitrary text;
 //! this checks that every valid request is read as meant.
 
 use std::collections::HashMap;
 
-use pinc_topology::request::{
-    from_spec, from_words, Amount, Hugepages, MemMode, Policy, Request, RequestError,
-};
+use pinc_core::pipeline::request::{self as pinc_request, RequestError};
+use pinc_topology::request::{from_words, Amount, Hugepages, MemMode, Policy, Request};
 use proptest::prelude::*;
 
 /// One spelling choice per rendered value, drawn by proptest.
@@ -226,7 +226,9 @@ proptest! {
         }
         annotations.insert("pinc.io/gpus".to_string(), "0".to_string());
         annotations.insert("io.kubernetes.cri.container-type".to_string(), "container".to_string());
-        let parsed = from_spec(&annotations, &env);
+        let parsed = pinc_request::Request::from_parts(&annotations, &env)
+            .map(|r| r.placement)
+            .map_err(|e| e.to_string());
         prop_assert_eq!(parsed, Ok(Some(r)), "annotations {:?} env {:?}", annotations, env);
     }
 
@@ -249,7 +251,8 @@ proptest! {
     #[test]
     fn unknown_keys_are_named(r in request(), key in "[a-z]{1,10}") {
         prop_assume!(!pinc_topology::request::PLACEMENT_KEYS.contains(&key.as_str()));
-        prop_assume!(!pinc_topology::request::OTHER_KEYS.contains(&key.as_str()));
+        prop_assume!(!["hpc", "gpus", "rdma", "require-cgroups", "placement", "device-locality"]
+            .contains(&key.as_str()));
         let spelling = Spelling { upper: false, pad: false, word: 0, unit: 0 };
         let mut annotations: HashMap<String, String> = render(&r, &[spelling.clone(), spelling.clone(), spelling.clone(), spelling.clone(), spelling.clone(), spelling], true)
             .into_iter()
@@ -257,6 +260,7 @@ proptest! {
             .collect();
         let bad = format!("pinc.io/{key}");
         annotations.insert(bad.clone(), "1".to_string());
-        prop_assert_eq!(from_spec(&annotations, &[]), Err(RequestError::UnknownKey(bad)));
+        let err = pinc_request::Request::from_parts(&annotations, &[]).expect_err("unknown");
+        prop_assert!(matches!(&err, RequestError::UnknownKey { key, .. } if *key == bad), "{}", err);
     }
 }

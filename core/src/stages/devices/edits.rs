@@ -8,24 +8,22 @@ use libcontainer::oci_spec::runtime::{
 };
 use pinc_hooks::DeviceNode;
 
-use crate::pipeline::StageError;
+use super::DevicesError;
 
 /// Adds a device node. Rootful: a `linux.devices` entry (the runtime mknods
 /// it) plus a device-cgroup allow rule. Rootless: mknod is impossible in a
 /// user namespace, so the host node is bind-mounted, and only if the caller
 /// can open it on the host.
-pub fn add_device(spec: &mut Spec, node: &DeviceNode, rootless: bool) -> Result<(), StageError> {
+pub fn add_device(spec: &mut Spec, node: &DeviceNode, rootless: bool) -> Result<(), DevicesError> {
     if rootless {
         if let Err(e) = nix::unistd::access(
             &node.host_path,
             nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
         ) {
-            return Err(format!(
-                "rootless: you cannot open {} on the host ({}), so pinc will not give it to the container",
-                node.host_path.display(),
-                e.desc()
-            )
-            .into());
+            return Err(DevicesError::NotOpenable {
+                path: node.host_path.clone(),
+                reason: e.desc(),
+            });
         }
         add_bind(
             spec,

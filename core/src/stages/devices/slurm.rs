@@ -3,7 +3,7 @@
 
 use pinc_hooks::Gpu;
 
-use crate::pipeline::StageError;
+use super::DevicesError;
 
 /// The caller's GPU allocation, from the environment `pinc` itself runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,16 +60,17 @@ impl Allocation {
         &self,
         chosen: Vec<&'a Gpu>,
         all: bool,
-    ) -> Result<Vec<&'a Gpu>, StageError> {
+    ) -> Result<Vec<&'a Gpu>, DevicesError> {
         if all {
             return Ok(chosen.into_iter().filter(|g| self.holds(g)).collect());
         }
         if let Some(g) = chosen.iter().find(|g| !self.holds(g)) {
-            return Err(format!(
-                "GPU {} ({}) is not in this Slurm job's allocation ({}={})",
-                g.index, g.uuid, self.source, self.value
-            )
-            .into());
+            return Err(DevicesError::OutsideSlurm {
+                index: g.index,
+                uuid: g.uuid.clone(),
+                var: self.source.to_string(),
+                value: self.value.clone(),
+            });
         }
         Ok(chosen)
     }

@@ -9,8 +9,8 @@ use pinc_hooks::driver::{self, Capabilities};
 use pinc_hooks::ldcache::{Arch, LdCache};
 use pinc_hooks::selection::{self, Request};
 
+use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
-use crate::pipeline::StageError;
 
 /// NVML's soname, looked up in the device root's ld cache.
 const NVML: &str = "libnvidia-ml.so.1";
@@ -34,7 +34,7 @@ pub(super) fn inject(
     env: &[String],
     rootless: bool,
     out: &mut Injected,
-) -> Result<(), StageError> {
+) -> Result<(), DevicesError> {
     let nvml = nvml_library(&stage.root);
     let found = match pinc_hooks::gpu::discover_gpus_with(&stage.root, nvml.as_deref()) {
         // `all` is in every CUDA image's env: on a node whose driver
@@ -47,18 +47,21 @@ pub(super) fn inject(
         other => other?,
     };
     if found.gpus.is_empty() && matches!(request, Request::List(_)) {
-        return Err(format!(
-            "{name}: no NVIDIA GPUs on this node (NVML: {}; {}: none listed)",
-            nvml.as_deref()
-                .map_or("libnvidia-ml.so.1 not in the ld cache".to_string(), |p| p
-                    .display()
-                    .to_string()),
-            stage.root.join("proc/driver/nvidia/gpus").display()
-        )
-        .into());
+        return Err(DevicesError::NoGpus {
+            from: name.to_string(),
+            nvml: nvml
+                .as_deref()
+                .map_or("libnvidia-ml.so.1 not in the ld cache".to_string(), |p| {
+                    p.display().to_string()
+                }),
+            listing: stage.root.join("proc/driver/nvidia/gpus"),
+        });
     }
     let mut chosen =
-        selection::select_gpus(&found.gpus, request).map_err(|e| format!("{name}: {e}"))?;
+        selection::select_gpus(&found.gpus, request).map_err(|source| DevicesError::Select {
+            from: name.to_string(),
+            source,
+        })?;
     if let Some(allocation) = &stage.slurm {
         chosen = allocation.restrict(chosen, *request == Request::All)?;
     }
@@ -87,15 +90,14 @@ fn driver_files(
     spec: &mut Spec,
     env: &[String],
     out: &mut Injected,
-) -> Result<(), StageError> {
+) -> Result<(), DevicesError> {
     let caps_value = env
         .iter()
         .rev()
         .find_map(|kv| kv.strip_prefix("NVIDIA_DRIVER_CAPABILITIES="))
         .unwrap_or("");
-    let caps =
-        Capabilities::parse(caps_value).map_err(|e| format!("NVIDIA_DRIVER_CAPABILITIES: {e}"))?;
-    let files = driver::discover_driver(&stage.root, &caps)?;
+    let caps = Capabilities::parse(caps_value).map_err(DevicesError::Capabilities)?;
+    let files = driver::discover_driver(&stage.root, &caps).map_err(DevicesError::Driver)?;
     for file in files.libraries.iter().chain(files.binaries.iter()) {
         edits::add_bind(
             spec,

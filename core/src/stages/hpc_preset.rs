@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
-use crate::devices::rdma::{memlock, Memlock};
-use crate::pipeline::{annotations_and_env, lookup, Context, Stage, StageError};
+use crate::pipeline::{Context, Facts, Stage, StageError};
+use crate::stages::memlock::{self, Memlock};
 
 /// Environment passed through from the launcher, by prefix.
 const PASSED_PREFIXES: [&str; 9] = [
@@ -50,31 +50,18 @@ impl HpcPresetStage {
     }
 }
 
-/// Whether the spec asks for the preset.
-fn wanted(spec: &Spec) -> Result<bool, StageError> {
-    let (annotations, env) = annotations_and_env(spec);
-    let Some((name, value)) = lookup(&annotations, &env, "pinc.io/hpc", &["PINC_HPC"]) else {
-        return Ok(false);
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(format!("{name}={value}: expected true or false").into()),
-    }
-}
-
 impl Stage for HpcPresetStage {
     fn name(&self) -> &'static str {
         "hpc-preset"
     }
 
-    fn apply(&self, spec: &mut Spec, _ctx: &Context<'_>) -> Result<(), StageError> {
-        if !wanted(spec)? {
+    fn apply(&self, spec: &mut Spec, ctx: &Context<'_>, _: &mut Facts) -> Result<(), StageError> {
+        if !ctx.request.hpc {
             return Ok(());
         }
         host_namespaces(spec);
         host_shm(spec);
-        memlock(spec, self.memlock.unwrap_or_else(Memlock::of_caller));
+        memlock::apply(spec, self.memlock.unwrap_or_else(Memlock::of_caller));
         let env = self
             .env
             .clone()
@@ -177,15 +164,6 @@ mod tests {
 
     use super::*;
 
-    fn ctx() -> Context<'static> {
-        Context {
-            id: "t",
-            bundle: Path::new("/b"),
-            root: Path::new("/r"),
-            rootless: false,
-        }
-    }
-
     fn spec_with(annotation: Option<&str>) -> Spec {
         let mut spec = Spec::default();
         if let Some(v) = annotation {
@@ -195,6 +173,12 @@ mod tests {
             )])));
         }
         spec
+    }
+
+    impl HpcPresetStage {
+        fn apply_to(&self, spec: &mut Spec) -> Result<(), StageError> {
+            crate::pipeline::apply_for_test(self, spec).map(|_| ())
+        }
     }
 
     fn stage(env: &[(&str, &str)]) -> HpcPresetStage {
@@ -230,7 +214,7 @@ mod tests {
             ("HOME", "/root"),
             ("PMIX_SERVER_TMPDIR", &pmix_dir),
         ])
-        .apply(&mut spec, &ctx())
+        .apply_to(&mut spec)
         .expect("apply");
         let ns = namespaces(&spec);
         assert!(!ns.contains(&LinuxNamespaceType::Network), "{ns:?}");
@@ -262,17 +246,19 @@ mod tests {
             let mut spec = spec_with(annotation);
             let before = spec.clone();
             stage(&[("PMIX_RANK", "3")])
-                .apply(&mut spec, &ctx())
+                .apply_to(&mut spec)
                 .expect("apply");
             assert_eq!(spec, before);
         }
     }
 
     #[test]
-    fn a_bad_value_is_refused() {
-        let mut spec = spec_with(Some("maybe"));
-        let err = stage(&[]).apply(&mut spec, &ctx()).expect_err("refused");
-        assert_eq!(err.to_string(), "pinc.io/hpc=maybe: expected true or false");
+    fn a_bad_value_is_refused_before_any_stage() {
+        let err = crate::pipeline::Request::read(&spec_with(Some("maybe"))).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "pinc.io/hpc: invalid value \"maybe\": on or off"
+        );
     }
 
     #[test]
@@ -282,7 +268,7 @@ mod tests {
         process.set_env(Some(vec!["PMIX_RANK=9".to_string()]));
         spec.set_process(Some(process));
         stage(&[("PMIX_RANK", "3")])
-            .apply(&mut spec, &ctx())
+            .apply_to(&mut spec)
             .expect("apply");
         let env = spec
             .process()
