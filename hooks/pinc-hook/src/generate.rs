@@ -178,7 +178,7 @@ pub fn run(output_dir: &str, format: &str) -> anyhow::Result<()> {
         let text = if ext == "json" {
             serde_json::to_string_pretty(&spec)? + "\n"
         } else {
-            serde_yaml::to_string(&spec)?
+            serde_norway::to_string(&spec)?
         };
         if output_dir == "-" {
             if ext == "yaml" {

@@ -49,7 +49,7 @@ pub enum CdiError {
     Yaml {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     #[error("CDI spec {}: unsupported cdiVersion {version} (pinc reads 0.5.0 to 0.8.0)", path.display())]
     UnsupportedVersion { path: PathBuf, version: String },

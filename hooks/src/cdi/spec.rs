@@ -183,7 +183,7 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<CdiSpec, CdiError> {
             source,
         })?
     } else {
-        serde_yaml::from_str(text).map_err(|source| CdiError::Yaml {
+        serde_norway::from_str(text).map_err(|source| CdiError::Yaml {
             path: path.to_path_buf(),
             source,
         })?
@@ -528,7 +528,7 @@ devices:
         ] {
             let text = serde_json::to_string(&spec).expect("serialize");
             assert_eq!(json(&text).expect("reparse"), spec);
-            let text = serde_yaml::to_string(&spec).expect("serialize yaml");
+            let text = serde_norway::to_string(&spec).expect("serialize yaml");
             assert_eq!(yaml(&text).expect("reparse yaml"), spec);
         }
         let text = serde_json::to_string(&json(V08_JSON).expect("v8")).expect("serialize");
