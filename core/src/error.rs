@@ -93,8 +93,27 @@ pub enum Error {
         #[source]
         source: Box<libcgroups::common::CreateCgroupSetupError>,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error(transparent)]
+    Interval(#[from] crate::container::events::IntervalError),
+    /// `pinc spec` never overwrites a bundle's config.
+    #[error("{path} exists; remove it first")]
+    ConfigExists { path: std::path::PathBuf },
+    /// `ps ARGS` printed a header without a PID column to filter by.
+    #[error("ps {args} printed no PID column")]
+    PsNoPidColumn { args: String },
+    /// Pausing, resuming, updating or reading stats needs the container's
+    /// cgroup, which a rootless container without delegation does not have.
+    #[error("cannot {action} container {id:?}: it runs rootless without delegated cgroups")]
+    NoCgroups { id: String, action: &'static str },
+    /// libcontainer created the container but did not report its init.
+    #[error("libcontainer returned no init pid")]
+    NoInitPid,
+    /// pinc's own hugetlb cgroup (unknown to libcontainer) failed.
+    #[error(transparent)]
+    Hugetlb(#[from] pinc_cgroup::hugetlb::HugetlbError),
+    /// pinc's own rdma cgroup (unknown to libcontainer) failed.
+    #[error(transparent)]
+    Rdma(#[from] pinc_cgroup::rdma::RdmaError),
 }
 
 impl Error {

@@ -25,7 +25,15 @@ impl Error {
             Error::Exec(e) => exec_kind(e),
             Error::Pipeline(e) => e.kind(),
             Error::CgroupPlan(e) => e.kind(),
-            Error::Unsupported(_) => ErrorKind::Unsupported,
+            // The kinds these had as strings, kept so that no caller sees
+            // a change.
+            Error::Interval(_)
+            | Error::ConfigExists { .. }
+            | Error::PsNoPidColumn { .. }
+            | Error::NoCgroups { .. }
+            | Error::NoInitPid
+            | Error::Hugetlb(_)
+            | Error::Rdma(_) => ErrorKind::Unsupported,
             Error::Root(_)
             | Error::Lock(_)
             | Error::Rootless(_)
@@ -98,10 +106,6 @@ mod tests {
             Error::Id(IdError::Dots("..".into())).kind(),
             ErrorKind::InvalidArgument
         );
-        assert_eq!(
-            Error::Unsupported("checkpoint".into()).kind(),
-            ErrorKind::Unsupported
-        );
     }
 
     #[test]
@@ -135,5 +139,86 @@ mod tests {
         );
         let limits = crate::cgroup_plan::PlanError::NoHugetlb;
         assert_eq!(Error::CgroupPlan(limits).kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn former_unsupported_strings_keep_their_kind() {
+        use crate::container::events::IntervalError;
+        use std::path::PathBuf;
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let path = || PathBuf::from("/sys/fs/cgroup/c");
+        for e in [
+            Error::Interval(IntervalError::Invalid("5h".into())),
+            Error::Interval(IntervalError::NotPositive),
+            Error::ConfigExists {
+                path: "/b/config.json".into(),
+            },
+            Error::PsNoPidColumn {
+                args: "-o comm".into(),
+            },
+            Error::NoCgroups {
+                id: "c".into(),
+                action: "pause",
+            },
+            Error::NoInitPid,
+            Error::Hugetlb(pinc_cgroup::hugetlb::HugetlbError::Remove {
+                path: path(),
+                source: io(),
+            }),
+            Error::Rdma(pinc_cgroup::rdma::RdmaError::Missing),
+            Error::Rdma(pinc_cgroup::rdma::RdmaError::Remove {
+                path: path(),
+                source: io(),
+            }),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        }
+    }
+
+    #[test]
+    fn messages_are_the_former_strings() {
+        use crate::container::events::IntervalError;
+        let cases: [(Error, &str); 6] = [
+            (
+                Error::Interval(IntervalError::Invalid("5h".into())),
+                "invalid interval \"5h\"",
+            ),
+            (
+                Error::Interval(IntervalError::NotPositive),
+                "the interval must be positive",
+            ),
+            (
+                Error::ConfigExists {
+                    path: "/b/config.json".into(),
+                },
+                "/b/config.json exists; remove it first",
+            ),
+            (
+                Error::PsNoPidColumn {
+                    args: "-o comm".into(),
+                },
+                "ps -o comm printed no PID column",
+            ),
+            (
+                Error::NoCgroups {
+                    id: "c".into(),
+                    action: "read stats of",
+                },
+                "cannot read stats of container \"c\": it runs rootless without delegated cgroups",
+            ),
+            (Error::NoInitPid, "libcontainer returned no init pid"),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+        // A cgroup error names its cause once: as its source, which pinc's
+        // one-line printer appends, not again in its own message.
+        let e = Error::Hugetlb(pinc_cgroup::hugetlb::HugetlbError::Remove {
+            path: "/sys/fs/cgroup/c".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(e.to_string(), "failed to remove /sys/fs/cgroup/c");
+        let cause = std::error::Error::source(&e).map(|c| c.to_string());
+        assert_eq!(cause.as_deref(), Some("permission denied"));
     }
 }

@@ -309,7 +309,7 @@ fn create_locked(input: &Input<'_>, own_cgroups: &mut Vec<PathBuf>) -> Result<Cr
     let init_pid = container
         .pid()
         .map(|p| p.as_raw())
-        .ok_or_else(|| Error::Unsupported("libcontainer returned no init pid".into()))?;
+        .ok_or(Error::NoInitPid)?;
     let applied = apply_after_init(input, &spec, &facts, init_pid, own_cgroups)?;
     crate::crash::point("create:applied");
     let sidecar = Sidecar {

@@ -10,23 +10,31 @@ use super::{ps, state};
 use crate::error::{Error, Result};
 use crate::RuntimeRoot;
 
+/// An `events --interval` that is not a positive duration.
+#[derive(Debug, thiserror::Error)]
+pub enum IntervalError {
+    #[error("invalid interval {0:?}")]
+    Invalid(String),
+    #[error("the interval must be positive")]
+    NotPositive,
+}
+
 /// Parses runc's interval ("5s", "500ms", "1m") or plain seconds.
 pub fn parse_interval(text: &str) -> Result<Duration> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
         .map_or((t, "s"), |i| (&t[..i], &t[i..]));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| Error::Unsupported(format!("invalid interval {text:?}")))?;
+    let invalid = || IntervalError::Invalid(text.to_string());
+    let n: u64 = number.parse().map_err(|_| invalid())?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        _ => return Err(Error::Unsupported(format!("invalid interval {text:?}"))),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(invalid)?),
+        _ => return Err(invalid().into()),
     };
     if d.is_zero() {
-        return Err(Error::Unsupported("the interval must be positive".into()));
+        return Err(IntervalError::NotPositive.into());
     }
     Ok(d)
 }
@@ -72,7 +80,16 @@ mod tests {
             Duration::from_millis(250)
         );
         assert_eq!(parse_interval("2").expect("2"), Duration::from_secs(2));
-        assert!(parse_interval("0s").is_err());
-        assert!(parse_interval("5h").is_err());
+        let err = |text| match parse_interval(text) {
+            Err(Error::Interval(e)) => e,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(matches!(err("0s"), IntervalError::NotPositive));
+        assert!(matches!(err("5h"), IntervalError::Invalid(t) if t == "5h"));
+        assert!(matches!(err("x"), IntervalError::Invalid(_)));
+        assert!(matches!(
+            err("18446744073709551615m"),
+            IntervalError::Invalid(_)
+        ));
     }
 }

@@ -85,8 +85,8 @@ pub fn table(pids: &[i32], ps_args: &[String]) -> Result<String> {
     let column = header
         .split_whitespace()
         .position(|h| h == "PID")
-        .ok_or_else(|| {
-            Error::Unsupported(format!("ps {} printed no PID column", args.join(" ")))
+        .ok_or_else(|| Error::PsNoPidColumn {
+            args: args.join(" "),
         })?;
     let mut out = String::from(header);
     out.push('\n');

@@ -325,10 +325,10 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     // is reported after the ledger and lock are released: the container is gone.
     let mut leftover = Ok(());
     if let (Some(mount), Some(path)) = (&sidecar.hugetlb_v2, &sidecar.cgroups_path) {
-        leftover = pinc_cgroup::hugetlb::remove_v2(mount, path).map_err(|e| with_cause(&e));
+        leftover = pinc_cgroup::hugetlb::remove_v2(mount, path).map_err(Error::from);
     }
     if let (Some(mount), Some(path)) = (&sidecar.rdma_mount, &sidecar.cgroups_path) {
-        let removed = pinc_cgroup::rdma::remove(mount, path).map_err(|e| with_cause(&e));
+        let removed = pinc_cgroup::rdma::remove(mount, path).map_err(Error::from);
         leftover = leftover.and(removed);
     }
     crate::crash::point("delete:cgroups");
@@ -337,14 +337,6 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     crate::state::reclaim::end(root, id);
     lock.remove();
     leftover
-}
-
-/// An error of pinc-cgroup as one line with its cause (the CLI prints one line).
-fn with_cause(e: &dyn std::error::Error) -> Error {
-    match e.source() {
-        Some(cause) => Error::Unsupported(format!("{e}: {cause}")),
-        None => Error::Unsupported(e.to_string()),
-    }
 }
 
 pub fn pause(root: &RuntimeRoot, id: &str) -> Result<()> {
@@ -374,12 +366,12 @@ pub fn resume(root: &RuntimeRoot, id: &str) -> Result<()> {
 }
 
 /// Commands that need the freezer or cgroup files refuse sandboxed containers.
-pub(crate) fn require_cgroups(container: &Container, action: &str) -> Result<()> {
+pub(crate) fn require_cgroups(container: &Container, action: &'static str) -> Result<()> {
     if Sidecar::load(&container.root).sandbox {
-        return Err(Error::Unsupported(format!(
-            "cannot {action} container {:?}: it runs rootless without delegated cgroups",
-            container.id()
-        )));
+        return Err(Error::NoCgroups {
+            id: container.id().to_string(),
+            action,
+        });
     }
     Ok(())
 }

@@ -90,9 +90,7 @@ pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
         .create_new(true)
         .open(&path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                Error::Unsupported(format!("{} exists; remove it first", path.display()))
-            }
+            std::io::ErrorKind::AlreadyExists => Error::ConfigExists { path: path.clone() },
             _ => Error::Io {
                 what: "failed to create",
                 path: path.clone(),
@@ -125,8 +123,9 @@ mod tests {
             !text.contains("inheritable"),
             "no inheritable capabilities, as runc's template: {text}"
         );
+        let path = dir.path().join("config.json");
         assert!(
-            write(dir.path(), false).is_err(),
+            matches!(write(dir.path(), false), Err(Error::ConfigExists { path: p }) if p == path),
             "second write must refuse"
         );
     }
