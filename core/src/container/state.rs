@@ -240,39 +240,21 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     id::validate(id)?;
     if !root.path().is_dir() {
         // As in kill: do not create the root just to find nothing in it.
-        return if force {
-            Ok(())
-        } else {
-            Err(Error::NotFound { id: id.to_string() })
-        };
+        return already_gone(id, force);
     }
     crate::state::reclaim::sweep(root);
     let lock = IdLock::acquire(root, id)?;
     crate::crash::point("delete:locked");
-    let dir = root.container_dir(id);
-    // Under the lock a journal entry means its writer died: a create or a
-    // delete killed half-way. Or a dir without readable state: a create of
-    // a pinc without journals, a state file torn by a kill. Either way
-    // nothing alive is protected by it: tear down all that can be found.
-    let loaded = if crate::state::reclaim::pending(root, id) {
-        None
-    } else if dir.exists() {
-        match load(root, id) {
-            Ok(container) => Some(container),
-            Err(e) if !force && dir.join("state.json").exists() => return Err(e),
-            Err(_) => None,
+    let mut container = match find_for_delete(root, id, force)? {
+        Found::Container(container) => *container,
+        Found::Remains => {
+            crate::state::reclaim::reclaim(root, id, lock);
+            return Ok(());
         }
-    } else {
-        lock.remove();
-        return if force {
-            Ok(())
-        } else {
-            Err(Error::NotFound { id: id.to_string() })
-        };
-    };
-    let Some(mut container) = loaded else {
-        crate::state::reclaim::reclaim(root, id, lock);
-        return Ok(());
+        Found::Nothing => {
+            lock.remove();
+            return already_gone(id, force);
+        }
     };
     let status = container.status();
     // As runc: a created container (its process never ran) is killed and
@@ -284,58 +266,117 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         });
     }
     let sidecar = Sidecar::load(&container.root);
-    crate::state::reclaim::begin(
-        root,
-        id,
-        &crate::state::reclaim::Journal {
-            op: "delete".into(),
-            cgroups_path: sidecar
-                .cgroups_path
-                .clone()
-                .unwrap_or_else(|| crate::state::reclaim::default_cgroups_path(id)),
-        },
-    )?;
+    journal_delete(root, id, &sidecar)?;
     crate::crash::point("delete:journaled");
-    if sidecar.sandbox && status != ContainerStatus::Stopped {
-        if let Err(e) = stop_sandboxed(&mut container) {
-            crate::state::reclaim::end(root, id);
-            return Err(e);
-        }
-    } else if !sidecar.sandbox && (force || status == ContainerStatus::Created) {
-        if let Some(path) = &sidecar.cgroups_path {
-            crate::state::reclaim::kill_cgroup(path, std::time::Duration::from_secs(10));
-        }
-    }
-    // A failing poststop hook is a warning; the delete goes on (late_hooks).
-    let poststop = match late_hooks::take(&container.root, Kind::Poststop) {
-        Ok(hooks) => hooks,
-        Err(e) => {
-            crate::state::reclaim::end(root, id);
-            return Err(e);
-        }
-    };
-    if let Err(e) = container.delete(force) {
-        poststop.restore(&container.root);
+    if let Err(e) = stop_and_delete(&mut container, &sidecar, status, force) {
+        // The container stays: its journal entry would have the next
+        // command under the lock tear it down.
         crate::state::reclaim::end(root, id);
-        return Err(Error::lib(format!("failed to delete container {id:?}"))(e));
+        return Err(e);
     }
-    crate::crash::point("delete:deleted");
-    poststop.run(&container.state, None);
-    // pinc's own cgroups, unknown to libcontainer. A failure to remove one
-    // is reported after the ledger and lock are released: the container is gone.
-    let mut leftover = Ok(());
-    if let (Some(mount), Some(path)) = (&sidecar.hugetlb_v2, &sidecar.cgroups_path) {
-        leftover = pinc_cgroup::hugetlb::remove_v2(mount, path).map_err(Error::from);
-    }
-    if let (Some(mount), Some(path)) = (&sidecar.rdma_mount, &sidecar.cgroups_path) {
-        let removed = pinc_cgroup::rdma::remove(mount, path).map_err(Error::from);
-        leftover = leftover.and(removed);
-    }
+    // Reported after the ledger and lock are released: the container is gone.
+    let leftover = remove_own_cgroups(&sidecar);
     crate::crash::point("delete:cgroups");
     crate::ledger::Ledger::release(root, id)?;
     crate::crash::point("delete:released");
     crate::state::reclaim::end(root, id);
     lock.remove();
+    leftover
+}
+
+/// A delete of an id with no container: fine with --force, else NotFound.
+fn already_gone(id: &str, force: bool) -> Result<()> {
+    if force {
+        Ok(())
+    } else {
+        Err(Error::NotFound { id: id.to_string() })
+    }
+}
+
+/// What `delete` finds under the id's lock.
+enum Found {
+    Container(Box<Container>),
+    /// Only remains to tear down: nothing alive is protected by them.
+    Remains,
+    Nothing,
+}
+
+/// A journal entry under the lock means its writer died: a create or a
+/// delete killed half-way. A dir without readable state is a create of a
+/// pinc without journals or a state file torn by a kill. Both are remains;
+/// unreadable state is an error without --force.
+fn find_for_delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<Found> {
+    if crate::state::reclaim::pending(root, id) {
+        return Ok(Found::Remains);
+    }
+    let dir = root.container_dir(id);
+    if !dir.exists() {
+        return Ok(Found::Nothing);
+    }
+    match load(root, id) {
+        Ok(container) => Ok(Found::Container(Box::new(container))),
+        Err(e) if !force && dir.join("state.json").exists() => Err(e),
+        Err(_) => Ok(Found::Remains),
+    }
+}
+
+/// From here a pinc killed mid-delete leaves an entry that the next
+/// command under the id's lock finishes (reclaim.rs).
+fn journal_delete(root: &RuntimeRoot, id: &str, sidecar: &Sidecar) -> Result<()> {
+    let cgroups_path = sidecar
+        .cgroups_path
+        .clone()
+        .unwrap_or_else(|| crate::state::reclaim::default_cgroups_path(id));
+    crate::state::reclaim::begin(
+        root,
+        id,
+        &crate::state::reclaim::Journal {
+            op: "delete".into(),
+            cgroups_path,
+        },
+    )
+}
+
+/// Stops what still runs, deletes the container and runs its poststop
+/// hooks; a failing hook is a warning and the delete goes on (late_hooks).
+fn stop_and_delete(
+    container: &mut Container,
+    sidecar: &Sidecar,
+    status: ContainerStatus,
+    force: bool,
+) -> Result<()> {
+    if sidecar.sandbox && status != ContainerStatus::Stopped {
+        stop_sandboxed(container)?;
+    } else if !sidecar.sandbox && (force || status == ContainerStatus::Created) {
+        if let Some(path) = &sidecar.cgroups_path {
+            crate::state::reclaim::kill_cgroup(path, std::time::Duration::from_secs(10));
+        }
+    }
+    let poststop = late_hooks::take(&container.root, Kind::Poststop)?;
+    if let Err(e) = container.delete(force) {
+        poststop.restore(&container.root);
+        let what = format!("failed to delete container {:?}", container.id());
+        return Err(Error::lib(what)(e));
+    }
+    crate::crash::point("delete:deleted");
+    poststop.run(&container.state, None);
+    Ok(())
+}
+
+/// Removes pinc's own cgroups, unknown to libcontainer; tries both and
+/// returns the first failure.
+fn remove_own_cgroups(sidecar: &Sidecar) -> Result<()> {
+    let Some(path) = &sidecar.cgroups_path else {
+        return Ok(());
+    };
+    let mut leftover = Ok(());
+    if let Some(mount) = &sidecar.hugetlb_v2 {
+        leftover = pinc_cgroup::hugetlb::remove_v2(mount, path).map_err(Error::from);
+    }
+    if let Some(mount) = &sidecar.rdma_mount {
+        let removed = pinc_cgroup::rdma::remove(mount, path).map_err(Error::from);
+        leftover = leftover.and(removed);
+    }
     leftover
 }
 
