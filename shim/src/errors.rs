@@ -7,20 +7,20 @@ pub use pinc_errkind::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Sys {
         what: &'static str,
         #[source]
         source: nix::Error,
     },
-    #[error("failed to run {binary}: {source}")]
+    #[error("failed to run {binary}")]
     Spawn {
         binary: PathBuf,
         #[source]
@@ -34,19 +34,19 @@ pub enum Error {
         kind: ErrorKind,
         message: String,
     },
-    #[error("invalid JSON from {what}: {source}")]
+    #[error("invalid JSON from {what}")]
     Json {
         what: &'static str,
         #[source]
         source: serde_json::Error,
     },
-    #[error("invalid protobuf in {what}: {source}")]
+    #[error("invalid protobuf in {what}")]
     Protobuf {
         what: &'static str,
         #[source]
         source: containerd_shim::protos::protobuf::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Shim {
         what: &'static str,
         #[source]
@@ -114,21 +114,28 @@ fn runtime_code(command: &str, kind: ErrorKind) -> Code {
     }
 }
 
-impl From<Error> for ttrpc::Error {
-    fn from(e: Error) -> Self {
-        let code = e.code();
-        // The full chain: the top message alone often hides the cause.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
+impl Error {
+    /// The message and its causes on one line, as containerd and the log
+    /// show it: each variant names only its own step, never its source.
+    pub fn one_line(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
         while let Some(s) = source {
             let text = s.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
+            // Errors of other crates may repeat their own cause.
+            if !text.is_empty() && !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
             }
             source = s.source();
         }
-        ttrpc::Error::RpcStatus(ttrpc::get_status(code, message))
+        line
+    }
+}
+
+impl From<Error> for ttrpc::Error {
+    fn from(e: Error) -> Self {
+        ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), e.one_line()))
     }
 }
 
@@ -139,6 +146,23 @@ mod tests {
     fn code_of(e: Error) -> Code {
         match ttrpc::Error::from(e) {
             ttrpc::Error::RpcStatus(s) => s.code(),
+            other => panic!("not a status: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cause_is_named_once() {
+        let e = Error::io("failed to open", "/b/exec.pid")(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        ));
+        assert_eq!(e.to_string(), "failed to open /b/exec.pid");
+        assert_eq!(e.one_line(), "failed to open /b/exec.pid: entity not found");
+        let e = Error::sys("bad control message")(nix::Error::EBADF);
+        assert_eq!(e.one_line(), "bad control message: EBADF: Bad file number");
+        match ttrpc::Error::from(e) {
+            ttrpc::Error::RpcStatus(s) => {
+                assert_eq!(s.message, "bad control message: EBADF: Bad file number")
+            }
             other => panic!("not a status: {other:?}"),
         }
     }

@@ -116,7 +116,7 @@ impl Inner {
             // now, as containerd's runc shim does.
             let killed = pinc.simple(&bundle, &["kill", "--all", &cid, "9"]);
             if let Err(e) = killed {
-                tracing::warn!(container = %cid, "failed to kill what init left: {e}");
+                tracing::warn!(container = %cid, "failed to kill what init left: {}", e.one_line());
             }
         }
         let exit = self.with(&cid, |c| {

@@ -42,7 +42,7 @@ pub fn watch(inner: &Inner, id: &str, pid: i32) {
             }
         }
         Ok(Cgroup::V2(dir)) => watch_v2(inner, id, dir),
-        Err(e) => tracing::debug!("no OOM watch for {id}: {e}"),
+        Err(e) => tracing::debug!("no OOM watch for {id}: {}", e.one_line()),
     }
 }
 

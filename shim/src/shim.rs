@@ -24,7 +24,7 @@ pub struct PincShim {
 }
 
 fn shim_error(e: Error) -> containerd_shim::Error {
-    containerd_shim::Error::Other(e.to_string())
+    containerd_shim::Error::Other(e.one_line())
 }
 
 /// containerd-shim catches SIGPIPE only to log it (at debug level). Once
@@ -94,7 +94,12 @@ impl Shim for PincShim {
         // not a failure of the cleanup; the response stays valid either way.
         if let Err(e) = pinc.simple(&self.bundle, &["delete", "--force", &self.id]) {
             if !crate::service::gone(&e) {
-                eprintln!("cleanup of {} in {}: {e}", self.id, pinc.root.display());
+                eprintln!(
+                    "cleanup of {} in {}: {}",
+                    self.id,
+                    pinc.root.display(),
+                    e.one_line()
+                );
             }
         }
         crate::mounts::unmount_rootfs(&self.bundle);
@@ -112,7 +117,7 @@ impl Shim for PincShim {
         match Service::new(self.namespace.clone(), publisher, self.exit.clone()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("cannot start the task service: {e}");
+                tracing::error!("cannot start the task service: {}", e.one_line());
                 std::process::exit(1);
             }
         }
