@@ -65,128 +65,218 @@ pub enum Numbering {
 
 /// Builds a topology from a description (see the module documentation).
 pub fn build(description: &str) -> Result<Topology, TopologyError> {
-    let fail = |reason: String| TopologyError::Synthetic {
-        description: description.to_string(),
-        reason,
-    };
+    let d = Description::parse(description)?;
+    let shape = Shape::parse(&d)?;
+    let hugepages = parse_hugepages(&d)?;
+    let (cores, l3_groups, node_cpus) = build_cores(&shape);
+    let mut numa_nodes = build_numa_nodes(&shape, &node_cpus, &hugepages);
+    let packages = build_packages(&shape);
+    let distances = build_distances(&d, &shape)?;
+    let devices = build_devices(&d, &numa_nodes)?;
+    numa_nodes.sort_by_key(|n| n.os_index);
+    Ok(Topology {
+        source: format!("synthetic: {}", description.trim()),
+        packages,
+        numa_nodes,
+        l3_groups,
+        cores,
+        devices,
+        distances,
+    })
+}
 
-    let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
-    for token in description.split_whitespace() {
-        let (k, v) = token
-            .split_once('=')
-            .ok_or_else(|| fail(format!("{token:?} is not key=value")))?;
-        if keys.insert(k, v).is_some() {
-            return Err(fail(format!("key {k:?} given twice")));
+const KNOWN: &[&str] = &[
+    "packages",
+    "numa_per_package",
+    "cores_per_numa",
+    "smt",
+    "numbering",
+    "l3_per_numa",
+    "memory",
+    "cpuless_numa",
+    "cpuless_memory",
+    "numa_ids",
+    "hugepages",
+    "gpus",
+    "hcas",
+    "nics",
+    "distances",
+];
+
+/// A description split into its keys, each known and given once.
+struct Description<'d> {
+    text: &'d str,
+    keys: BTreeMap<&'d str, &'d str>,
+}
+
+impl<'d> Description<'d> {
+    fn parse(text: &'d str) -> Result<Self, TopologyError> {
+        let mut d = Description {
+            text,
+            keys: BTreeMap::new(),
+        };
+        for token in text.split_whitespace() {
+            let (k, v) = token
+                .split_once('=')
+                .ok_or_else(|| d.fail(format!("{token:?} is not key=value")))?;
+            if d.keys.insert(k, v).is_some() {
+                return Err(d.fail(format!("key {k:?} given twice")));
+            }
+        }
+        if let Some(k) = d.keys.keys().find(|k| !KNOWN.contains(k)) {
+            return Err(d.fail(format!("unknown key {k:?} (known: {})", KNOWN.join(", "))));
+        }
+        Ok(d)
+    }
+
+    fn get(&self, key: &str) -> Option<&'d str> {
+        self.keys.get(key).copied()
+    }
+
+    fn fail(&self, reason: String) -> TopologyError {
+        TopologyError::Synthetic {
+            description: self.text.to_string(),
+            reason,
         }
     }
-    const KNOWN: &[&str] = &[
-        "packages",
-        "numa_per_package",
-        "cores_per_numa",
-        "smt",
-        "numbering",
-        "l3_per_numa",
-        "memory",
-        "cpuless_numa",
-        "cpuless_memory",
-        "numa_ids",
-        "hugepages",
-        "gpus",
-        "hcas",
-        "nics",
-        "distances",
-    ];
-    if let Some(k) = keys.keys().find(|k| !KNOWN.contains(k)) {
-        return Err(fail(format!(
-            "unknown key {k:?} (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
 
-    let count = |key: &str, default: u64, min: u64| -> Result<u64, TopologyError> {
-        match keys.get(key) {
+    /// A whole number of at least `min`, or `default` when absent.
+    fn count(&self, key: &str, default: u64, min: u64) -> Result<u64, TopologyError> {
+        match self.get(key) {
             None => Ok(default),
             Some(v) => {
                 let n: u64 = v
                     .parse()
-                    .map_err(|_| fail(format!("{key}={v:?} is not a number")))?;
+                    .map_err(|_| self.fail(format!("{key}={v:?} is not a number")))?;
                 if n < min {
-                    return Err(fail(format!("{key} must be at least {min}")));
+                    return Err(self.fail(format!("{key} must be at least {min}")));
                 }
                 Ok(n)
             }
         }
-    };
-    let packages = count("packages", 1, 1)?;
-    let numa_per_package = count("numa_per_package", 1, 1)?;
-    let cores_per_numa = count("cores_per_numa", 4, 1)?;
-    let smt = count("smt", 1, 1)?;
-    let l3_per_numa = count("l3_per_numa", 1, 0)?;
-    let numbering = match keys.get("numbering").copied().unwrap_or("linear") {
-        "linear" => Numbering::Linear,
-        "stride" => Numbering::Stride,
-        "interleaved" => Numbering::Interleaved,
-        other => {
-            return Err(fail(format!(
-                "numbering={other:?}: expected linear, stride or interleaved"
-            )))
-        }
-    };
-    let memory = size(keys.get("memory").copied().unwrap_or("16G"))
-        .ok_or_else(|| fail("memory: expected a size like 64G".to_string()))?;
-    let cpuless_memory = size(keys.get("cpuless_memory").copied().unwrap_or("16G"))
-        .ok_or_else(|| fail("cpuless_memory: expected a size like 16G".to_string()))?;
+    }
+}
 
-    let cpuful = packages.saturating_mul(numa_per_package);
+/// The machine a description asks for, checked against the limits.
+struct Shape {
+    packages: u64,
+    numa_per_package: u64,
+    cores_per_numa: u64,
+    smt: u64,
+    l3_per_numa: u64,
+    numbering: Numbering,
+    memory: u64,
+    cpuless_memory: u64,
+    /// The kinds of the CPU-less nodes each CPU-ful node gets.
+    cpuless: Vec<MemoryKind>,
+    cpuful: usize,
+    total_nodes: usize,
+    total_cores: u64,
+    /// OS indexes: CPU-ful first, then CPU-less (entry-major, host-minor).
+    ids: Vec<u32>,
+}
+
+impl Shape {
+    fn parse(d: &Description<'_>) -> Result<Self, TopologyError> {
+        let packages = d.count("packages", 1, 1)?;
+        let numa_per_package = d.count("numa_per_package", 1, 1)?;
+        let cores_per_numa = d.count("cores_per_numa", 4, 1)?;
+        let smt = d.count("smt", 1, 1)?;
+        let l3_per_numa = d.count("l3_per_numa", 1, 0)?;
+        let numbering = parse_numbering(d)?;
+        let memory = size(d.get("memory").unwrap_or("16G"))
+            .ok_or_else(|| d.fail("memory: expected a size like 64G".to_string()))?;
+        let cpuless_memory = size(d.get("cpuless_memory").unwrap_or("16G"))
+            .ok_or_else(|| d.fail("cpuless_memory: expected a size like 16G".to_string()))?;
+
+        let cpuful = packages.saturating_mul(numa_per_package);
+        let cpuless = parse_cpuless(d)?;
+        let total_nodes = cpuful.saturating_mul(1 + cpuless.len() as u64);
+        if total_nodes > MAX_NODES as u64 {
+            return Err(d.fail(format!("{total_nodes} NUMA nodes, more than {MAX_NODES}")));
+        }
+        let (cpuful, total_nodes) = (cpuful as usize, total_nodes as usize);
+        let total_cores = (cpuful as u64).saturating_mul(cores_per_numa);
+        let total_pus = total_cores.saturating_mul(smt);
+        if total_pus > MAX_PU + 1 {
+            return Err(d.fail(format!("{total_pus} PUs, more than {}", MAX_PU + 1)));
+        }
+        if l3_per_numa > 0 && cores_per_numa % l3_per_numa != 0 {
+            return Err(d.fail(format!(
+                "l3_per_numa={l3_per_numa} does not divide cores_per_numa={cores_per_numa}"
+            )));
+        }
+        let ids = parse_numa_ids(d, total_nodes)?;
+        Ok(Shape {
+            packages,
+            numa_per_package,
+            cores_per_numa,
+            smt,
+            l3_per_numa,
+            numbering,
+            memory,
+            cpuless_memory,
+            cpuless,
+            cpuful,
+            total_nodes,
+            total_cores,
+            ids,
+        })
+    }
+
+    /// The CPU-ful node (index) node `i` hangs off.
+    fn host(&self, i: usize) -> usize {
+        if i < self.cpuful {
+            i
+        } else {
+            (i - self.cpuful) % self.cpuful
+        }
+    }
+}
+
+fn parse_numbering(d: &Description<'_>) -> Result<Numbering, TopologyError> {
+    match d.get("numbering").unwrap_or("linear") {
+        "linear" => Ok(Numbering::Linear),
+        "stride" => Ok(Numbering::Stride),
+        "interleaved" => Ok(Numbering::Interleaved),
+        other => Err(d.fail(format!(
+            "numbering={other:?}: expected linear, stride or interleaved"
+        ))),
+    }
+}
+
+/// `cpuless_numa=KIND:N,…`: the CPU-less node kinds, in order.
+fn parse_cpuless(d: &Description<'_>) -> Result<Vec<MemoryKind>, TopologyError> {
     let mut cpuless: Vec<MemoryKind> = Vec::new();
-    if let Some(v) = keys.get("cpuless_numa") {
-        for item in v.split(',') {
-            let (kind, n) = item
-                .split_once(':')
-                .ok_or_else(|| fail(format!("cpuless_numa item {item:?} is not KIND:N")))?;
-            let kind = match kind {
-                "hbm" => MemoryKind::Hbm,
-                "gpu" => MemoryKind::Gpu,
-                "dram" => MemoryKind::Dram,
-                _ => {
-                    return Err(fail(format!(
-                        "cpuless_numa kind {kind:?}: hbm, gpu or dram"
-                    )))
-                }
-            };
-            let n: u64 = n
-                .parse()
-                .map_err(|_| fail(format!("cpuless_numa count {n:?} is not a number")))?;
-            // Bounded before the nodes are made: each CPU-ful node gets
-            // them all, so more than MAX_NODES can never fit.
-            if cpuless.len() as u64 + n > MAX_NODES as u64 {
-                return Err(fail(format!(
-                    "cpuless_numa: more than {MAX_NODES} NUMA nodes"
-                )));
-            }
-            cpuless.extend(std::iter::repeat_n(kind, n as usize));
+    let Some(v) = d.get("cpuless_numa") else {
+        return Ok(cpuless);
+    };
+    for item in v.split(',') {
+        let (kind, n) = item
+            .split_once(':')
+            .ok_or_else(|| d.fail(format!("cpuless_numa item {item:?} is not KIND:N")))?;
+        let kind = match kind {
+            "hbm" => MemoryKind::Hbm,
+            "gpu" => MemoryKind::Gpu,
+            "dram" => MemoryKind::Dram,
+            _ => return Err(d.fail(format!("cpuless_numa kind {kind:?}: hbm, gpu or dram"))),
+        };
+        let n: u64 = n
+            .parse()
+            .map_err(|_| d.fail(format!("cpuless_numa count {n:?} is not a number")))?;
+        // Bounded before the nodes are made: each CPU-ful node gets
+        // them all, so more than MAX_NODES can never fit.
+        if cpuless.len() as u64 + n > MAX_NODES as u64 {
+            return Err(d.fail(format!("cpuless_numa: more than {MAX_NODES} NUMA nodes")));
         }
+        cpuless.extend(std::iter::repeat_n(kind, n as usize));
     }
-    let total_nodes = cpuful.saturating_mul(1 + cpuless.len() as u64);
-    if total_nodes > MAX_NODES as u64 {
-        return Err(fail(format!(
-            "{total_nodes} NUMA nodes, more than {MAX_NODES}"
-        )));
-    }
-    let (cpuful, total_nodes) = (cpuful as usize, total_nodes as usize);
-    let total_cores = (cpuful as u64).saturating_mul(cores_per_numa);
-    let total_pus = total_cores.saturating_mul(smt);
-    if total_pus > MAX_PU + 1 {
-        return Err(fail(format!("{total_pus} PUs, more than {}", MAX_PU + 1)));
-    }
-    if l3_per_numa > 0 && cores_per_numa % l3_per_numa != 0 {
-        return Err(fail(format!(
-            "l3_per_numa={l3_per_numa} does not divide cores_per_numa={cores_per_numa}"
-        )));
-    }
+    Ok(cpuless)
+}
 
-    // Node ids: CPU-ful first, then CPU-less (entry-major, host-minor).
-    let ids: Vec<u32> = match keys.get("numa_ids") {
+/// `numa_ids`, or 0.. when absent: one distinct id per node.
+fn parse_numa_ids(d: &Description<'_>, total_nodes: usize) -> Result<Vec<u32>, TopologyError> {
+    let ids: Vec<u32> = match d.get("numa_ids") {
         None => (0..total_nodes as u32).collect(),
         Some(v) => v
             .split(',')
@@ -195,58 +285,61 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
                     .ok()
                     .filter(|&n| n <= MAX_NODE_ID)
                     .ok_or_else(|| {
-                        fail(format!("numa id {s:?} is not a number up to {MAX_NODE_ID}"))
+                        d.fail(format!("numa id {s:?} is not a number up to {MAX_NODE_ID}"))
                     })
             })
             .collect::<Result<_, _>>()?,
     };
     if ids.len() != total_nodes {
-        return Err(fail(format!(
+        return Err(d.fail(format!(
             "numa_ids has {} ids for {total_nodes} nodes",
             ids.len()
         )));
     }
     if ids.iter().collect::<BTreeSet<_>>().len() != ids.len() {
-        return Err(fail("numa_ids repeats an id".to_string()));
+        return Err(d.fail("numa_ids repeats an id".to_string()));
     }
-    // host[i]: the CPU-ful node (index) a node hangs off.
-    let host = |i: usize| if i < cpuful { i } else { (i - cpuful) % cpuful };
+    Ok(ids)
+}
 
-    let hugepages = match keys.get("hugepages") {
-        None => Vec::new(),
-        Some(v) => {
-            let mut pools = Vec::new();
-            for item in v.split(',') {
-                let pool = item.split_once('x').and_then(|(n, s)| {
-                    let total = n.parse::<u64>().ok()?;
-                    let bytes = size(s)?;
-                    Some(HugepagePool {
-                        size_kb: bytes / 1024,
-                        total,
-                        free: total,
-                    })
-                });
-                pools.push(
-                    pool.ok_or_else(|| fail(format!("hugepages item {item:?} is not COUNTxSIZE")))?,
-                );
-            }
-            pools.sort_by_key(|p| p.size_kb);
-            pools
-        }
+/// `hugepages=COUNTxSIZE,…`: the pools of each CPU-ful node, smallest first.
+fn parse_hugepages(d: &Description<'_>) -> Result<Vec<HugepagePool>, TopologyError> {
+    let Some(v) = d.get("hugepages") else {
+        return Ok(Vec::new());
     };
+    let mut pools = Vec::new();
+    for item in v.split(',') {
+        let pool = item.split_once('x').and_then(|(n, s)| {
+            let total = n.parse::<u64>().ok()?;
+            let bytes = size(s)?;
+            Some(HugepagePool {
+                size_kb: bytes / 1024,
+                total,
+                free: total,
+            })
+        });
+        pools.push(
+            pool.ok_or_else(|| d.fail(format!("hugepages item {item:?} is not COUNTxSIZE")))?,
+        );
+    }
+    pools.sort_by_key(|p| p.size_kb);
+    Ok(pools)
+}
 
-    // Cores and PUs.
+/// Cores and their PUs by the numbering scheme; also the L3 groups and each
+/// CPU-ful node's CPUs.
+fn build_cores(s: &Shape) -> (Vec<Core>, Vec<CpuList>, Vec<CpuList>) {
     let mut cores = Vec::new();
     let mut l3_groups = Vec::new();
-    let mut node_cpus = vec![CpuList::new(); cpuful];
-    let (m, c, t) = (cpuful as u64, cores_per_numa, total_cores);
-    for g in 0..cpuful {
+    let mut node_cpus = vec![CpuList::new(); s.cpuful];
+    let (m, c, t, smt) = (s.cpuful as u64, s.cores_per_numa, s.total_cores, s.smt);
+    for (g, cpus) in node_cpus.iter_mut().enumerate() {
         let g64 = g as u64;
-        let package = (g64 / numa_per_package) as u32;
+        let package = (g64 / s.numa_per_package) as u32;
         let mut l3_cores: Vec<CpuList> = Vec::new();
         for j in 0..c {
             let pus: Vec<u32> = (0..smt)
-                .map(|i| match numbering {
+                .map(|i| match s.numbering {
                     Numbering::Linear => (g64 * c + j) * smt + i,
                     Numbering::Stride => g64 * c + j + i * t,
                     Numbering::Interleaved => j * m + g64 + i * t,
@@ -255,10 +348,10 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
                 .collect::<BTreeSet<u32>>()
                 .into_iter()
                 .collect();
-            node_cpus[g].extend_from(&pus);
+            cpus.extend_from(&pus);
             // Which of this node's L3 groups the core is in (none when 0).
             let slot = c
-                .checked_div(l3_per_numa)
+                .checked_div(s.l3_per_numa)
                 .and_then(|per_l3| j.checked_div(per_l3))
                 .map(|s| s as usize);
             if let Some(slot) = slot {
@@ -269,26 +362,31 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
             }
             cores.push(Core {
                 index: cores.len(),
-                os_index: Some(((g64 % numa_per_package) * c + j) as u32),
+                os_index: Some(((g64 % s.numa_per_package) * c + j) as u32),
                 package,
-                numa: Some(ids[g]),
+                numa: Some(s.ids[g]),
                 l3: slot.map(|s| l3_groups.len() + s),
                 pus,
             });
         }
         l3_groups.extend(l3_cores);
     }
+    (cores, l3_groups, node_cpus)
+}
 
-    let mut numa_nodes: Vec<NumaNode> = (0..total_nodes)
+/// Every node in listing order: CPU-ful ones with their CPUs and
+/// hugepages, CPU-less ones near their host's CPUs.
+fn build_numa_nodes(s: &Shape, node_cpus: &[CpuList], hugepages: &[HugepagePool]) -> Vec<NumaNode> {
+    (0..s.total_nodes)
         .map(|i| {
-            let on_cpus = i < cpuful;
+            let on_cpus = i < s.cpuful;
             NumaNode {
-                os_index: ids[i],
-                memory: if on_cpus { memory } else { cpuless_memory },
+                os_index: s.ids[i],
+                memory: if on_cpus { s.memory } else { s.cpuless_memory },
                 kind: if on_cpus {
                     MemoryKind::Dram
                 } else {
-                    cpuless[(i - cpuful) / cpuful]
+                    s.cpuless[(i - s.cpuful) / s.cpuful]
                 },
                 cpus: if on_cpus {
                     node_cpus[i].clone()
@@ -298,22 +396,25 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
                 near_cpus: if on_cpus {
                     CpuList::new()
                 } else {
-                    node_cpus[host(i)].clone()
+                    node_cpus[s.host(i)].clone()
                 },
                 hugepages: if on_cpus {
-                    hugepages.clone()
+                    hugepages.to_vec()
                 } else {
                     Vec::new()
                 },
             }
         })
-        .collect();
+        .collect()
+}
 
-    let package_nodes: Vec<Package> = (0..packages as u32)
+/// Each package with the nodes (CPU-ful or hanging off one) it holds.
+fn build_packages(s: &Shape) -> Vec<Package> {
+    (0..s.packages as u32)
         .map(|p| {
-            let mut nodes: Vec<u32> = (0..total_nodes)
-                .filter(|&i| host(i) as u64 / numa_per_package == u64::from(p))
-                .map(|i| ids[i])
+            let mut nodes: Vec<u32> = (0..s.total_nodes)
+                .filter(|&i| s.host(i) as u64 / s.numa_per_package == u64::from(p))
+                .map(|i| s.ids[i])
                 .collect();
             nodes.sort_unstable();
             Package {
@@ -321,20 +422,23 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
                 numa_nodes: nodes,
             }
         })
-        .collect();
+        .collect()
+}
 
-    // Distances, in listing order first.
-    let n = total_nodes;
-    let listed: Option<Vec<u64>> = match keys.get("distances").copied() {
+/// The distance matrix: given, generated, or none; rows in id order.
+fn build_distances(d: &Description<'_>, s: &Shape) -> Result<Option<Distances>, TopologyError> {
+    // In listing order first.
+    let n = s.total_nodes;
+    let listed: Option<Vec<u64>> = match d.get("distances") {
         Some("none") => None,
         Some(v) => {
             let values = v
                 .split(',')
                 .map(|s| s.parse::<u64>())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| fail("distances: expected numbers".to_string()))?;
+                .map_err(|_| d.fail("distances: expected numbers".to_string()))?;
             if values.len() != n * n {
-                return Err(fail(format!(
+                return Err(d.fail(format!(
                     "distances has {} values for {n} nodes ({} needed)",
                     values.len(),
                     n * n
@@ -342,60 +446,73 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
             }
             Some(values)
         }
-        None if n > 1 => {
-            let base = |a: usize, b: usize| {
-                if a == b {
-                    10
-                } else if a as u64 / numa_per_package == b as u64 / numa_per_package {
-                    12
-                } else {
-                    20
-                }
-            };
-            let mut values = Vec::with_capacity(n * n);
-            for a in 0..n {
-                for b in 0..n {
-                    values.push(if a == b {
-                        10
-                    } else {
-                        let extra = if a >= cpuful || b >= cpuful { 10 } else { 0 };
-                        base(host(a), host(b)) + extra
-                    });
-                }
-            }
-            Some(values)
-        }
+        None if n > 1 => Some(generated_distances(s)),
         None => None,
     };
-    let distances = listed.map(|values| {
+    Ok(listed.map(|values| {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| ids[i]);
+        order.sort_by_key(|&i| s.ids[i]);
         Distances {
-            nodes: order.iter().map(|&i| ids[i]).collect(),
+            nodes: order.iter().map(|&i| s.ids[i]).collect(),
             values: order
                 .iter()
                 .flat_map(|&a| order.iter().map(move |&b| (a, b)))
                 .map(|(a, b)| values[a * n + b])
                 .collect(),
         }
-    });
+    }))
+}
 
-    // Devices.
+/// The default matrix in listing order (see the module documentation).
+fn generated_distances(s: &Shape) -> Vec<u64> {
+    let n = s.total_nodes;
+    let base = |a: usize, b: usize| {
+        if a == b {
+            10
+        } else if a as u64 / s.numa_per_package == b as u64 / s.numa_per_package {
+            12
+        } else {
+            20
+        }
+    };
+    let mut values = Vec::with_capacity(n * n);
+    for a in 0..n {
+        for b in 0..n {
+            values.push(if a == b {
+                10
+            } else {
+                let extra = if a >= s.cpuful || b >= s.cpuful {
+                    10
+                } else {
+                    0
+                };
+                base(s.host(a), s.host(b)) + extra
+            });
+        }
+    }
+    values
+}
+
+/// `gpus`, `hcas` and `nics`: devices on the nodes named, bus ids in order.
+fn build_devices(
+    d: &Description<'_>,
+    numa_nodes: &[NumaNode],
+) -> Result<Vec<Device>, TopologyError> {
     let mut devices = Vec::new();
     for (key, kind) in [
         ("gpus", DeviceKind::Gpu),
         ("hcas", DeviceKind::Hca),
         ("nics", DeviceKind::Nic),
     ] {
-        let Some(v) = keys.get(key) else { continue };
+        let Some(v) = d.get(key) else { continue };
         let mut ordinal = 0;
         for item in v.split(',') {
             let (node, count) = item
                 .split_once(':')
                 .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-                .ok_or_else(|| fail(format!("{key} item {item:?} is not NUMA:COUNT")))?;
+                .ok_or_else(|| d.fail(format!("{key} item {item:?} is not NUMA:COUNT")))?;
             let Some(numa) = numa_nodes.iter().find(|x| x.os_index == node) else {
-                return Err(fail(format!("{key}: no NUMA node {node}")));
+                return Err(d.fail(format!("{key}: no NUMA node {node}")));
             };
             let cpus = if numa.cpus.is_empty() {
                 numa.near_cpus.clone()
@@ -405,21 +522,9 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
             for _ in 0..count {
                 let bus = devices.len() + 1;
                 if bus > 0xff {
-                    return Err(fail("more than 255 devices".to_string()));
+                    return Err(d.fail("more than 255 devices".to_string()));
                 }
-                let (vendor_id, device_id, names) = match kind {
-                    DeviceKind::Gpu => (
-                        0x10de,
-                        0x20b0,
-                        vec![format!("cuda{ordinal}"), format!("nvml{ordinal}")],
-                    ),
-                    DeviceKind::Hca => (
-                        0x15b3,
-                        0x101b,
-                        vec![format!("mlx5_{ordinal}"), format!("ib{ordinal}")],
-                    ),
-                    _ => (0x8086, 0x1521, vec![format!("eth{ordinal}")]),
-                };
+                let (vendor_id, device_id, names) = identity(kind, ordinal);
                 devices.push(Device {
                     bus_id: format!("0000:{bus:02x}:00.0"),
                     kind,
@@ -433,17 +538,24 @@ pub fn build(description: &str) -> Result<Topology, TopologyError> {
             }
         }
     }
+    Ok(devices)
+}
 
-    numa_nodes.sort_by_key(|n| n.os_index);
-    Ok(Topology {
-        source: format!("synthetic: {}", description.trim()),
-        packages: package_nodes,
-        numa_nodes,
-        l3_groups,
-        cores,
-        devices,
-        distances,
-    })
+/// Vendor id, device id and OS names of the `ordinal`th device of a kind.
+fn identity(kind: DeviceKind, ordinal: u32) -> (u16, u16, Vec<String>) {
+    match kind {
+        DeviceKind::Gpu => (
+            0x10de,
+            0x20b0,
+            vec![format!("cuda{ordinal}"), format!("nvml{ordinal}")],
+        ),
+        DeviceKind::Hca => (
+            0x15b3,
+            0x101b,
+            vec![format!("mlx5_{ordinal}"), format!("ib{ordinal}")],
+        ),
+        _ => (0x8086, 0x1521, vec![format!("eth{ordinal}")]),
+    }
 }
 
 /// "16G" → bytes (binary suffixes K, M, G, T; bare numbers are bytes).
