@@ -23,6 +23,9 @@
 //!   (`INCLUDE_DISALLOWED`): what the caller may use is the cgroup code's
 //!   business, not the topology's.
 
+mod convert;
+mod devices;
+
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::path::Path;
@@ -30,17 +33,16 @@ use std::sync::Mutex;
 
 use hwlocality::bitmap::SpecializedBitmapRef;
 use hwlocality::object::attributes::ObjectAttributes;
-use hwlocality::object::distance::DistancesKind;
-use hwlocality::object::types::{OSDeviceType, ObjectType};
+use hwlocality::object::types::ObjectType;
 use hwlocality::object::TopologyObject;
 use hwlocality::topology::builder::{BuildFlags, TopologyBuilder, TypeFilter};
 use hwlocality::Topology as HwTopology;
 use pinc_cpulist::CpuList;
 
 use crate::error::TopologyError;
-use crate::model::{
-    Core, Device, DeviceKind, Distances, HugepagePool, MemoryKind, NumaNode, Package, Topology,
-};
+use crate::model::{HugepagePool, MemoryKind, Topology};
+
+use convert::convert;
 
 /// The largest CPU/node index the model (and Linux) can hold.
 const MAX_INDEX: usize = 8191;
@@ -256,363 +258,13 @@ fn page_type_pools(node: &TopologyObject) -> Vec<HugepagePool> {
         .collect()
 }
 
-struct RawNode {
-    os_index: u32,
-    memory: u64,
-    kind: MemoryKind,
-    plain_dram: bool,
-    hw_cpus: CpuList,
-    parent_cpus: CpuList,
-    hugepages: Vec<HugepagePool>,
-}
-
-fn convert(
-    hw: &HwTopology,
-    source: String,
-    kernel_cpus: Option<&BTreeMap<u32, CpuList>>,
-) -> Result<Topology, TopologyError> {
-    let what = source.as_str();
-
-    // PUs.
-    let mut all_pus = CpuList::new();
-    for pu in hw.objects_with_type(ObjectType::PU) {
-        let os = pu.os_index().ok_or_else(|| TopologyError::Unexpected {
-            what: what.to_string(),
-            reason: "a PU has no OS index".to_string(),
-        })?;
-        all_pus.insert(index(os, what)?);
-    }
-
-    // NUMA nodes, in hwloc's (logical) order.
-    let mut raw_nodes = Vec::new();
-    for node in hw.objects_with_type(ObjectType::NUMANode) {
-        let os_index = index(node.os_index().unwrap_or(node.logical_index()), what)?;
-        let subtype = text(node.subtype());
-        let memory = match node.attributes() {
-            Some(ObjectAttributes::NUMANode(a)) => a.local_memory().map_or(0, |m| m.get()),
-            _ => 0,
-        };
-        let hw_cpus = cpus_of(node).intersection(&all_pus);
-        let parent_cpus = node
-            .parent()
-            .map(cpus_of)
-            .unwrap_or_default()
-            .intersection(&all_pus);
-        raw_nodes.push(RawNode {
-            os_index,
-            memory,
-            kind: memory_kind(subtype.as_deref()),
-            plain_dram: subtype
-                .as_deref()
-                .is_none_or(|s| s.eq_ignore_ascii_case("dram")),
-            hw_cpus,
-            parent_cpus,
-            hugepages: page_type_pools(node),
-        });
-    }
-
-    // Which node owns each PU.
-    let mut owned: BTreeMap<u32, CpuList> = BTreeMap::new();
-    match kernel_cpus {
-        Some(map) => {
-            for n in &raw_nodes {
-                let cpus = map
-                    .get(&n.os_index)
-                    .map(|c| c.intersection(&all_pus))
-                    .unwrap_or_default();
-                owned.insert(n.os_index, cpus);
-            }
-        }
-        None => {
-            let mut order: Vec<&RawNode> = raw_nodes.iter().collect();
-            // Stable: plain DRAM first, hwloc order otherwise.
-            order.sort_by_key(|n| !n.plain_dram);
-            for n in &raw_nodes {
-                owned.insert(n.os_index, CpuList::new());
-            }
-            for pu in all_pus.iter() {
-                if let Some(n) = order.iter().find(|n| n.hw_cpus.contains(pu)) {
-                    if let Some(set) = owned.get_mut(&n.os_index) {
-                        set.insert(pu);
-                    }
-                }
-            }
-        }
-    }
-
-    let mut numa_nodes: Vec<NumaNode> = raw_nodes
-        .into_iter()
-        .map(|n| {
-            let cpus = owned.get(&n.os_index).cloned().unwrap_or_default();
-            let near_cpus = if cpus.is_empty() {
-                if n.parent_cpus.is_empty() {
-                    n.hw_cpus
-                } else {
-                    n.parent_cpus
-                }
-            } else {
-                CpuList::new()
-            };
-            NumaNode {
-                os_index: n.os_index,
-                memory: n.memory,
-                kind: n.kind,
-                cpus,
-                near_cpus,
-                hugepages: n.hugepages,
-            }
-        })
-        .collect();
-    numa_nodes.sort_by_key(|n| n.os_index);
-    let numa_of_pu = |pu: u32| {
-        numa_nodes
-            .iter()
-            .find(|n| n.cpus.contains(pu))
-            .map(|n| n.os_index)
-    };
-
-    // Packages: (os index, cpus).
-    let mut package_sets: Vec<(u32, CpuList)> = Vec::new();
-    for p in hw.objects_with_type(ObjectType::Package) {
-        let os = index(p.os_index().unwrap_or(p.logical_index()), what)?;
-        package_sets.push((os, cpus_of(p).intersection(&all_pus)));
-    }
-    if package_sets.is_empty() {
-        package_sets.push((0, all_pus.clone()));
-    }
-    let packages = package_sets
-        .iter()
-        .map(|(os, cpus)| Package {
-            os_index: *os,
-            numa_nodes: numa_nodes
-                .iter()
-                .filter(|n| {
-                    let local = if n.cpus.is_empty() {
-                        &n.near_cpus
-                    } else {
-                        &n.cpus
-                    };
-                    !local.intersection(cpus).is_empty()
-                })
-                .map(|n| n.os_index)
-                .collect(),
-        })
-        .collect();
-    let package_of_pu = |pu: u32| {
-        package_sets
-            .iter()
-            .find(|(_, cpus)| cpus.contains(pu))
-            .map(|(os, _)| *os)
-    };
-
-    // L3 groups. hwloc 2.0 XML (KNL in hybrid mode) stores the MCDRAM
-    // cache as an L3Cache of subtype "MemorySideCache": not a CPU cache.
-    let l3_groups: Vec<CpuList> = hw
-        .objects_with_type(ObjectType::L3Cache)
-        .filter(|c| text(c.subtype()).is_none_or(|s| !s.eq_ignore_ascii_case("MemorySideCache")))
-        .map(|c| cpus_of(c).intersection(&all_pus))
-        .filter(|c| !c.is_empty())
-        .collect();
-
-    // Cores, then PUs hwloc put in no core.
-    let mut core_sets: Vec<(Option<u32>, CpuList)> = Vec::new();
-    for c in hw.objects_with_type(ObjectType::Core) {
-        let pus = cpus_of(c).intersection(&all_pus);
-        if pus.is_empty() {
-            continue;
-        }
-        let os = c.os_index().map(|i| index(i, what)).transpose()?;
-        core_sets.push((os, pus));
-    }
-    for pu in all_pus.iter() {
-        if !core_sets.iter().any(|(_, pus)| pus.contains(pu)) {
-            core_sets.push((None, std::iter::once(pu).collect()));
-        }
-    }
-    let mut cores = Vec::with_capacity(core_sets.len());
-    for (i, (os_index, pus)) in core_sets.into_iter().enumerate() {
-        let Some(first) = pus.iter().next() else {
-            continue;
-        };
-        cores.push(Core {
-            index: i,
-            os_index,
-            package: package_of_pu(first).unwrap_or(0),
-            numa: numa_of_pu(first),
-            l3: l3_groups.iter().position(|l3| l3.contains(first)),
-            pus: pus.iter().collect(),
-        });
-    }
-
-    let devices = devices(hw, &numa_nodes, &all_pus);
-    let distances = distances(hw, what)?;
-
-    Ok(Topology {
-        source,
-        packages,
-        numa_nodes,
-        l3_groups,
-        cores,
-        devices,
-        distances,
-    })
-}
-
-/// OS device names whose presence makes a PCI device a GPU.
-fn is_gpu_osdev(name: &str, subtype: Option<&str>) -> bool {
-    let sub = subtype.map(str::to_ascii_lowercase);
-    matches!(
-        sub.as_deref(),
-        Some("cuda" | "nvml" | "opencl" | "rsmi" | "levelzero")
-    ) || ["cuda", "nvml", "opencl", "rsmi", "ze"]
-        .iter()
-        .any(|p| name.strip_prefix(p).is_some_and(starts_with_digit))
-}
-
-fn starts_with_digit(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_digit())
-}
-
-/// `mlx5_0`, `mlx4_1`, `hfi1_0`, `qib0`, `bnxt_re0`, `irdma0`...: RDMA device names.
-fn is_rdma_name(name: &str) -> bool {
-    if let Some(rest) = name.strip_prefix("mlx") {
-        return rest.split_once('_').is_some_and(|(gen, n)| {
-            gen.chars().all(|c| c.is_ascii_digit()) && starts_with_digit(n)
-        });
-    }
-    name.strip_prefix("hfi").is_some_and(starts_with_digit)
-        || name.strip_prefix("qib").is_some_and(starts_with_digit)
-}
-
-/// Classifies a PCI device from its class and OS devices.
-///
-/// VGA controllers (class 0x0300) count as GPUs only with compute OS
-/// devices or from NVIDIA: servers' BMC VGA chips (ASPEED, Matrox, ATI
-/// ES1000) are not GPUs. 3D and other display controllers always are.
-pub(crate) fn classify(
-    class_id: u16,
-    vendor_id: u16,
-    osdevs: &[(String, Option<String>, Option<OSDeviceType>)],
-) -> DeviceKind {
-    let gpu_osdev = osdevs
-        .iter()
-        .any(|(name, sub, _)| is_gpu_osdev(name, sub.as_deref()));
-    let rdma = osdevs
-        .iter()
-        .any(|(name, _, ty)| *ty == Some(OSDeviceType::OpenFabrics) || is_rdma_name(name));
-    match class_id {
-        0x0302 | 0x0380 => DeviceKind::Gpu,
-        0x0300 if gpu_osdev || vendor_id == 0x10de => DeviceKind::Gpu,
-        _ if gpu_osdev => DeviceKind::Gpu,
-        // InfiniBand (network class 0x0207, and serial-bus class 0x0c06 that
-        // older ConnectX cards report), or any card with an RDMA device.
-        0x0207 | 0x0c06 => DeviceKind::Hca,
-        _ if rdma => DeviceKind::Hca,
-        0x0200..=0x02ff => DeviceKind::Nic,
-        _ => DeviceKind::Other,
-    }
-}
-
-fn devices(hw: &HwTopology, numa_nodes: &[NumaNode], all_pus: &CpuList) -> Vec<Device> {
-    let known: CpuList = numa_nodes.iter().map(|n| n.os_index).collect();
-    let mut out = Vec::new();
-    for dev in hw.pci_devices() {
-        let Some(ObjectAttributes::PCIDevice(pci)) = dev.attributes() else {
-            continue;
-        };
-        let bus_id = format!(
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            pci.domain(),
-            pci.bus_id(),
-            pci.bus_device(),
-            pci.function()
-        );
-        let osdevs: Vec<(String, Option<String>, Option<OSDeviceType>)> = dev
-            .io_children()
-            .filter(|c| c.object_type() == ObjectType::OSDevice)
-            .filter_map(|c| {
-                let name = text(c.name())?;
-                let ty = match c.attributes() {
-                    Some(ObjectAttributes::OSDevice(a)) => Some(a.device_type()),
-                    _ => None,
-                };
-                Some((name, text(c.subtype()), ty))
-            })
-            .collect();
-        let kind = classify(pci.class_id(), pci.vendor_id(), &osdevs);
-        let (numa, cpus) = match dev.first_non_io_ancestor() {
-            // Hanging off the machine on a multi-node box: unknown.
-            Some(anc) if anc.parent().is_none() && numa_nodes.len() > 1 => {
-                (Vec::new(), CpuList::new())
-            }
-            Some(anc) => (
-                nodes_of(anc).intersection(&known).iter().collect(),
-                cpus_of(anc).intersection(all_pus),
-            ),
-            None => (Vec::new(), CpuList::new()),
-        };
-        out.push(Device {
-            bus_id,
-            kind,
-            vendor_id: pci.vendor_id(),
-            device_id: pci.device_id(),
-            names: osdevs.into_iter().map(|(name, _, _)| name).collect(),
-            numa,
-            cpus,
-        });
-    }
-    out
-}
-
-/// The NUMA latency matrix, rows and columns in OS-index order.
-fn distances(hw: &HwTopology, what: &str) -> Result<Option<Distances>, TopologyError> {
-    let all = hw
-        .distances_with_type(None, ObjectType::NUMANode)
-        .map_err(|source| TopologyError::Load {
-            what: what.to_string(),
-            source,
-        })?;
-    let chosen = all
-        .iter()
-        .find(|d| d.name().is_some_and(|n| n.to_bytes() == b"NUMALatency"))
-        .or_else(|| {
-            all.iter()
-                .find(|d| d.kind().contains(DistancesKind::MEANS_LATENCY))
-        })
-        .or_else(|| all.first());
-    let Some(d) = chosen else {
-        return Ok(None);
-    };
-    let mut ids = Vec::with_capacity(d.num_objects());
-    for obj in d.objects() {
-        let Some(obj) = obj else {
-            return Ok(None);
-        };
-        ids.push(index(obj.os_index().unwrap_or(obj.logical_index()), what)?);
-    }
-    let n = ids.len();
-    let raw = d.distances();
-    if raw.len() != n * n {
-        return Err(TopologyError::Unexpected {
-            what: what.to_string(),
-            reason: format!("a {n}-node distance matrix has {} values", raw.len()),
-        });
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| ids[i]);
-    let nodes: Vec<u32> = order.iter().map(|&i| ids[i]).collect();
-    let mut values = Vec::with_capacity(n * n);
-    for &i in &order {
-        for &j in &order {
-            values.push(raw[i * n + j]);
-        }
-    }
-    Ok(Some(Distances { nodes, values }))
-}
-
 #[cfg(test)]
 mod tests {
+    use hwlocality::object::types::OSDeviceType;
+
+    use super::devices::{classify, is_rdma_name};
     use super::*;
+    use crate::model::DeviceKind;
 
     #[test]
     fn classifies_devices() {
