@@ -19,7 +19,7 @@ use std::fmt::Write;
 
 use pinc_cpulist::CpuList;
 
-use crate::model::{DeviceKind, MemoryKind, NumaNode, Topology};
+use crate::model::{DeviceKind, Distances, MemoryKind, NumaNode, Topology};
 
 /// Renders a compact, human-readable description.
 pub fn text(t: &Topology) -> String {
@@ -30,6 +30,19 @@ pub fn text(t: &Topology) -> String {
 }
 
 fn write_all(out: &mut String, t: &Topology) -> std::fmt::Result {
+    write_summary(out, t)?;
+    write_packages(out, t)?;
+    if !t.devices.is_empty() {
+        write_devices(out, t)?;
+    }
+    if let Some(d) = &t.distances {
+        write_distances(out, d)?;
+    }
+    Ok(())
+}
+
+/// The source and the counts.
+fn write_summary(out: &mut String, t: &Topology) -> std::fmt::Result {
     if !t.source.is_empty() {
         writeln!(out, "source: {}", t.source)?;
     }
@@ -46,7 +59,12 @@ fn write_all(out: &mut String, t: &Topology) -> std::fmt::Result {
         t.l3_groups.len(),
         plural(t.l3_groups.len()),
     )?;
+    Ok(())
+}
 
+/// Packages with their nodes, L3 groups and cores; then the nodes no
+/// package lists.
+fn write_packages(out: &mut String, t: &Topology) -> std::fmt::Result {
     let mut shown = CpuList::new();
     for p in &t.packages {
         let pcpus = t.package_cpus(p.os_index);
@@ -101,81 +119,85 @@ fn write_all(out: &mut String, t: &Topology) -> std::fmt::Result {
     for n in t.numa_nodes.iter().filter(|n| !shown.contains(n.os_index)) {
         numa_line(out, n)?;
     }
+    Ok(())
+}
 
-    if !t.devices.is_empty() {
-        writeln!(out, "devices")?;
-        let mut quiet = 0;
-        for d in &t.devices {
-            if d.kind == DeviceKind::Other && d.names.is_empty() {
-                quiet += 1;
-                continue;
-            }
-            let kind = match d.kind {
-                DeviceKind::Gpu => "gpu",
-                DeviceKind::Hca => "hca",
-                DeviceKind::Nic => "nic",
-                DeviceKind::Other => "other",
-            };
-            let numa = if d.numa.is_empty() {
+/// The PCI devices, quiet ones (no OS device) only counted.
+fn write_devices(out: &mut String, t: &Topology) -> std::fmt::Result {
+    writeln!(out, "devices")?;
+    let mut quiet = 0;
+    for d in &t.devices {
+        if d.kind == DeviceKind::Other && d.names.is_empty() {
+            quiet += 1;
+            continue;
+        }
+        let kind = match d.kind {
+            DeviceKind::Gpu => "gpu",
+            DeviceKind::Hca => "hca",
+            DeviceKind::Nic => "nic",
+            DeviceKind::Other => "other",
+        };
+        let numa = if d.numa.is_empty() {
+            "?".to_string()
+        } else {
+            d.numa
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        write!(
+            out,
+            "  {kind:<5}  {}  {:04x}:{:04x}  numa {numa}  cpus {}",
+            d.bus_id,
+            d.vendor_id,
+            d.device_id,
+            if d.cpus.is_empty() {
                 "?".to_string()
             } else {
-                d.numa
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            write!(
-                out,
-                "  {kind:<5}  {}  {:04x}:{:04x}  numa {numa}  cpus {}",
-                d.bus_id,
-                d.vendor_id,
-                d.device_id,
-                if d.cpus.is_empty() {
-                    "?".to_string()
-                } else {
-                    d.cpus.to_string()
-                }
-            )?;
-            if !d.names.is_empty() {
-                write!(out, "  {}", d.names.join(","))?;
+                d.cpus.to_string()
             }
-            writeln!(out)?;
-        }
-        if quiet > 0 {
-            writeln!(
-                out,
-                "  (+{quiet} other PCI device{} without OS devices)",
-                plural(quiet)
-            )?;
-        }
-    }
-
-    if let Some(d) = &t.distances {
-        writeln!(out, "distances")?;
-        let width = d
-            .values
-            .iter()
-            .map(|v| v.to_string().len())
-            .chain(d.nodes.iter().map(|n| n.to_string().len()))
-            .max()
-            .unwrap_or(2)
-            + 2;
-        write!(out, "  {:>width$}", "")?;
-        for n in &d.nodes {
-            write!(out, "{n:>width$}")?;
+        )?;
+        if !d.names.is_empty() {
+            write!(out, "  {}", d.names.join(","))?;
         }
         writeln!(out)?;
-        for (i, from) in d.nodes.iter().enumerate() {
-            write!(out, "  {from:>width$}")?;
-            for j in 0..d.nodes.len() {
-                match d.values.get(i * d.nodes.len() + j) {
-                    Some(v) => write!(out, "{v:>width$}")?,
-                    None => write!(out, "{:>width$}", "?")?,
-                }
+    }
+    if quiet > 0 {
+        writeln!(
+            out,
+            "  (+{quiet} other PCI device{} without OS devices)",
+            plural(quiet)
+        )?;
+    }
+    Ok(())
+}
+
+/// The distance matrix as a table.
+fn write_distances(out: &mut String, d: &Distances) -> std::fmt::Result {
+    writeln!(out, "distances")?;
+    let width = d
+        .values
+        .iter()
+        .map(|v| v.to_string().len())
+        .chain(d.nodes.iter().map(|n| n.to_string().len()))
+        .max()
+        .unwrap_or(2)
+        + 2;
+    write!(out, "  {:>width$}", "")?;
+    for n in &d.nodes {
+        write!(out, "{n:>width$}")?;
+    }
+    writeln!(out)?;
+    for (i, from) in d.nodes.iter().enumerate() {
+        write!(out, "  {from:>width$}")?;
+        for j in 0..d.nodes.len() {
+            match d.values.get(i * d.nodes.len() + j) {
+                Some(v) => write!(out, "{v:>width$}")?,
+                None => write!(out, "{:>width$}", "?")?,
             }
-            writeln!(out)?;
         }
+        writeln!(out)?;
     }
     Ok(())
 }
