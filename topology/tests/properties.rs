@@ -493,10 +493,8 @@ fn check_placement(
     p: &Placement,
     words: &[String],
 ) -> Result<(), TestCaseError> {
-    let t = v.t;
     let amount = r.amount.expect("a CPU request");
     let need = wanted(amount);
-    let near = v.near_nodes(r);
     let free = v.free_units(r, c);
     let total: usize = free.values().sum();
     prop_assert!(
@@ -505,7 +503,57 @@ fn check_placement(
         words,
         total
     );
+    let a = Accepted {
+        v,
+        r,
+        c,
+        p,
+        words,
+        amount,
+        need,
+        near: v.near_nodes(r),
+        free,
+        reserved_cores: v.cores_of(&p.reserved),
+        cpu_cores: v.cores_of(&p.cpus),
+    };
+    check_cores(&a)?;
+    check_amount(&a)?;
+    check_memory(&a)?;
+    check_strict(&a)?;
+    check_compact(&a)?;
+    check_spread(&a)
+}
 
+/// An accepted placement and what its checks share.
+struct Accepted<'a, 't> {
+    v: &'a View<'t>,
+    r: &'a Request,
+    c: &'a Constraints,
+    p: &'a Placement,
+    words: &'a [String],
+    amount: Amount,
+    need: usize,
+    near: Vec<Vec<u32>>,
+    /// Free request units per node.
+    free: HashMap<u32, usize>,
+    reserved_cores: BTreeSet<usize>,
+    cpu_cores: BTreeSet<usize>,
+}
+
+impl Accepted<'_, '_> {
+    fn free_on(&self, n: u32) -> usize {
+        self.free.get(&n).copied().unwrap_or(0)
+    }
+
+    fn preferred(&self) -> BTreeSet<u32> {
+        self.near.iter().flatten().copied().collect()
+    }
+}
+
+/// Inside the allowed CPUs; reserved is whole, free cores.
+fn check_cores(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (t, c, p, words) = (a.v.t, a.c, a.p, a.words);
+    let reserved_cores = &a.reserved_cores;
     // (a) inside the allowed CPUs; reserved is whole, free cores.
     prop_assert!(
         p.cpus.is_subset(&c.allowed_cpus),
@@ -526,8 +574,7 @@ fn check_placement(
         p.reserved,
         c.taken
     );
-    let reserved_cores = v.cores_of(&p.reserved);
-    for &k in &reserved_cores {
+    for &k in reserved_cores {
         let core = &t.cores[k];
         prop_assert!(
             core.pus.iter().all(|&pu| p.reserved.contains(pu)),
@@ -543,9 +590,15 @@ fn check_placement(
             core.pus
         );
     }
+    Ok(())
+}
 
+/// As many CPUs or cores as asked, and no idle reserved core.
+fn check_amount(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (t, r, c, p, words) = (a.v.t, a.r, a.c, a.p, a.words);
+    let (amount, need) = (a.amount, a.need);
+    let (reserved_cores, cpu_cores) = (&a.reserved_cores, &a.cpu_cores);
     // (c) the amount.
-    let cpu_cores = v.cores_of(&p.cpus);
     match (amount, r.smt) {
         (Amount::Cpus(n), true) => {
             prop_assert_eq!(p.cpus.len(), n, "{:?}: cpus {}", words, &p.cpus);
@@ -557,7 +610,7 @@ fn check_placement(
         (Amount::Cores(n), true) => {
             prop_assert_eq!(cpu_cores.len(), n, "{:?}: cpus {}", words, &p.cpus);
             // Every allowed thread of each chosen core.
-            for &k in &cpu_cores {
+            for &k in cpu_cores {
                 for &pu in &t.cores[k].pus {
                     prop_assert_eq!(
                         p.cpus.contains(pu),
@@ -583,23 +636,29 @@ fn check_placement(
 
     // No reserved core without a CPU of the container.
     prop_assert_eq!(
-        &reserved_cores,
-        &cpu_cores,
+        reserved_cores,
+        cpu_cores,
         "{:?}: idle reserved core: cpus {} reserved {}",
         words,
         &p.cpus,
         &p.reserved
     );
+    Ok(())
+}
 
+/// Memory local to the chosen cores, or HBM near them.
+fn check_memory(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (t, v, r, p, words) = (a.v.t, a.v, a.r, a.p, a.words);
+    let (reserved_cores, cpu_cores) = (&a.reserved_cores, &a.cpu_cores);
     // (d) memory local to the chosen cores.
     let nodes_of = |cores: &BTreeSet<usize>| -> BTreeSet<u32> {
         cores.iter().filter_map(|&k| t.cores[k].numa).collect()
     };
-    let cpu_numa = nodes_of(&cpu_cores);
+    let cpu_numa = nodes_of(cpu_cores);
     let mems: BTreeSet<u32> = p.mems.iter().collect();
     prop_assert_eq!(
         &p.numa_nodes.iter().copied().collect::<BTreeSet<_>>(),
-        &nodes_of(&reserved_cores),
+        &nodes_of(reserved_cores),
         "{:?}: numa_nodes",
         words
     );
@@ -632,10 +691,17 @@ fn check_placement(
             cpu_numa
         );
     }
+    Ok(())
+}
 
+/// Strict: one node, inside the device nodes, large enough.
+fn check_strict(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (r, p, words, need) = (a.r, a.p, a.words, a.need);
+    let near = &a.near;
+    let preferred = a.preferred();
+    let mems: BTreeSet<u32> = p.mems.iter().collect();
+    let cpu_nodes_free = |n: u32| a.free_on(n);
     // (f) strict: one node, inside the device nodes, large enough.
-    let cpu_nodes_free = |n: u32| free.get(&n).copied().unwrap_or(0);
-    let preferred: BTreeSet<u32> = near.iter().flatten().copied().collect();
     if r.policy == Policy::Strict {
         prop_assert_eq!(
             p.numa_nodes.len(),
@@ -646,7 +712,7 @@ fn check_placement(
         );
         let n = p.numa_nodes[0];
         prop_assert!(
-            !conflict(&near),
+            !conflict(near),
             "{:?}: strict accepted conflicting devices",
             words
         );
@@ -656,7 +722,16 @@ fn check_placement(
             prop_assert_eq!(&mems, &BTreeSet::from([n]), "{:?}: strict mems", words);
         }
     }
+    Ok(())
+}
 
+/// Compact: the best-fitting node, on the device node when one fits.
+fn check_compact(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (t, v, r, c, p, words) = (a.v.t, a.v, a.r, a.c, a.p, a.words);
+    let (amount, need, near) = (a.amount, a.need, &a.near);
+    let reserved_cores = &a.reserved_cores;
+    let preferred = a.preferred();
+    let cpu_nodes_free = |n: u32| a.free_on(n);
     // Compact without devices: the best-fitting node when one fits alone,
     // and inside it a single L3 group when one fits.
     if r.policy == Policy::Compact && r.near.is_empty() {
@@ -696,7 +771,7 @@ fn check_placement(
     }
 
     // Compact near devices that agree: on a device node when one fits alone.
-    if r.policy == Policy::Compact && !near.is_empty() && !conflict(&near) {
+    if r.policy == Policy::Compact && !near.is_empty() && !conflict(near) {
         let best = preferred
             .iter()
             .map(|&n| (cpu_nodes_free(n), n))
@@ -711,7 +786,13 @@ fn check_placement(
             );
         }
     }
+    Ok(())
+}
 
+/// Spread over as many nodes as it can.
+fn check_spread(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
+    let (v, r, p, words, need) = (a.v, a.r, a.p, a.words, a.need);
+    let cpu_nodes_free = |n: u32| a.free_on(n);
     // Spread: as many nodes as the request has units, up to the nodes with room.
     if r.policy == Policy::Spread {
         let with_room = v
