@@ -487,47 +487,68 @@ fn room(
     per.values().any(|&u| u >= need)
 }
 
+/// A live job: (leave, cpus, held PUs).
+type Live = (usize, Vec<u32>, Vec<u32>);
+
+/// Which PUs are free: allowed and held by no live job.
+fn free_pus(max: usize, allowed: &CpuList, live: &[Live]) -> Vec<bool> {
+    let mut free = vec![false; max];
+    for p in allowed.iter() {
+        free[p as usize] = true;
+    }
+    for (_, _, held) in live {
+        for &p in held {
+            free[p as usize] = false;
+        }
+    }
+    free
+}
+
+/// One job placed by `alloc`: its CPUs and the PUs it holds.
+fn place(
+    t: &Topology,
+    f: &Facts,
+    free: &[bool],
+    allowed: &CpuList,
+    live: &[Live],
+    job: &Job,
+    alloc: Alloc,
+) -> Option<(Vec<u32>, Vec<u32>)> {
+    match alloc {
+        Alloc::Pinc => {
+            let w = vec![
+                format!("{}={}", if job.cores { "cores" } else { "cpus" }, job.n),
+                "policy=compact".to_string(),
+            ];
+            let c = Constraints {
+                allowed_cpus: allowed.clone(),
+                allowed_mems: None,
+                taken: live
+                    .iter()
+                    .flat_map(|(_, _, h)| h.iter().copied())
+                    .collect(),
+            };
+            plan(t, &request(&w), &c)
+                .ok()
+                .map(|p| (p.cpus.iter().collect(), p.reserved.iter().collect()))
+        }
+        Alloc::Kubelet => {
+            let n = if job.cores { job.n * f.smt } else { job.n };
+            kubelet_take(t, f, free, n).map(|c| (c.clone(), c))
+        }
+        Alloc::FirstFit => first_fit(t, f, free, job),
+    }
+}
+
 fn simulate(t: &Topology, f: &Facts, jobs: &[Job], alloc: Alloc) -> Quality {
     let max = f.core.len();
     let allowed = t.pus();
     let mut q = Quality::default();
-    // (leave, cpus, held PUs)
-    let mut live: Vec<(usize, Vec<u32>, Vec<u32>)> = Vec::new();
+    let mut live: Vec<Live> = Vec::new();
     for job in jobs {
         live.retain(|(leave, _, _)| *leave > job.arrive);
-        let mut free = vec![false; max];
-        for p in allowed.iter() {
-            free[p as usize] = true;
-        }
-        for (_, _, held) in &live {
-            for &p in held {
-                free[p as usize] = false;
-            }
-        }
-        let placed: Option<(Vec<u32>, Vec<u32>)> = match alloc {
-            Alloc::Pinc => {
-                let w = vec![
-                    format!("{}={}", if job.cores { "cores" } else { "cpus" }, job.n),
-                    "policy=compact".to_string(),
-                ];
-                let c = Constraints {
-                    allowed_cpus: allowed.clone(),
-                    allowed_mems: None,
-                    taken: live
-                        .iter()
-                        .flat_map(|(_, _, h)| h.iter().copied())
-                        .collect(),
-                };
-                plan(t, &request(&w), &c)
-                    .ok()
-                    .map(|p| (p.cpus.iter().collect(), p.reserved.iter().collect()))
-            }
-            Alloc::Kubelet => {
-                let n = if job.cores { job.n * f.smt } else { job.n };
-                kubelet_take(t, f, &free, n).map(|c| (c.clone(), c))
-            }
-            Alloc::FirstFit => first_fit(t, f, &free, job),
-        };
+        let free = free_pus(max, &allowed, &live);
+        let placed = place(t, f, &free, &allowed, &live, job, alloc);
         let Some((cpus, held)) = placed else {
             q.refused += 1;
             continue;
