@@ -97,129 +97,180 @@ fn run_dir(c: &Ctx, what: &str) -> PathBuf {
 }
 
 pub fn scenarios(s: &mut Suite) {
-    s.compare("mount-propagation", |c| {
-        let shared = SharedDir::new(run_dir(c, "shared"));
-        for sub in ["from-host", "from-container"] {
-            std::fs::create_dir_all(shared.path.join(sub)).expect("mkdir");
+    s.compare("mount-propagation", mount_propagation);
+    s.compare("volumes-readonly-and-file", volumes_readonly_and_file);
+}
+
+/// Container `name` with `path` at /mnt/vol under `prop`; bidirectional
+/// propagation needs a privileged container.
+fn with_volume(
+    name: &'static str,
+    prop: MountPropagation,
+    path: PathBuf,
+) -> impl FnOnce(&mut ContainerConfig) {
+    move |m| {
+        named(name)(m);
+        m.mounts = vec![volume(&path, "/mnt/vol", prop, false)];
+        if prop == MountPropagation::PropagationBidirectional {
+            m.linux
+                .get_or_insert_with(Default::default)
+                .security_context
+                .get_or_insert_with(Default::default)
+                .privileged = true;
         }
-        let pod = c.pod(|p| {
-            let sc = p.linux.as_mut().and_then(|l| l.security_context.as_mut());
-            sc.expect("pod security context").privileged = true;
-        });
-        let with = |name: &'static str, prop: MountPropagation, path: PathBuf| {
-            move |m: &mut ContainerConfig| {
-                named(name)(m);
-                m.mounts = vec![volume(&path, "/mnt/vol", prop, false)];
-                if prop == MountPropagation::PropagationBidirectional {
-                    m.linux
-                        .get_or_insert_with(Default::default)
-                        .security_context
-                        .get_or_insert_with(Default::default)
-                        .privileged = true;
-                }
-            }
-        };
-        let path = shared.path.clone();
-        let mut f = Facts::new();
-        let private = c.run(&pod, &["sleep", "3600"], with("private", MountPropagation::PropagationPrivate, path.clone()));
-        let h2c = c.run(&pod, &["sleep", "3600"], with("h2c", MountPropagation::PropagationHostToContainer, path.clone()));
-        let bidi = c.run(&pod, &["sleep", "3600"], with("bidi", MountPropagation::PropagationBidirectional, path));
-        let tags = [&private, &h2c, &bidi].map(|id| propagation_of(c, id));
-        // PRIVATE is checked last, so that a failure still shows the rest.
-        let mut private_wrong = Vec::new();
-        if !tags[0].is_empty() {
-            private_wrong.push(format!("its mountinfo tags are {:?}, not none", tags[0]));
-        }
-        f.set("mountinfo_tags", format!("{tags:?}"));
-        // A mount the host makes after the containers started.
-        let from_host = shared.tmpfs("from-host");
-        std::fs::write(from_host.join("marker"), "host\n").expect("marker");
-        let see_host = "cat /mnt/vol/from-host/marker";
-        let (p, _) = sh(c, &private, see_host);
-        let (h, hout) = sh(c, &h2c, see_host);
-        let (b, bout) = sh(c, &bidi, see_host);
-        if p == 0 {
-            private_wrong.push("it sees the host's new mount".to_string());
-        }
-        assert_eq!((h, hout.as_str()), (0, "host\n"), "HOST_TO_CONTAINER sees it");
-        assert_eq!((b, bout.as_str()), (0, "host\n"), "BIDIRECTIONAL sees it");
-        f.set("host_mount_seen", format!("private={} h2c={} bidi={}", p == 0, h == 0, b == 0));
-        // A mount the bidirectional container makes reaches the host.
-        let (code, out) = sh(
-            c,
-            &bidi,
-            "mount -t tmpfs tmpfs /mnt/vol/from-container && echo ctr > /mnt/vol/from-container/marker",
-        );
-        assert_eq!(code, 0, "mount inside the bidirectional container: {out}");
-        let on_host = shared.path.join("from-container/marker");
-        let arrived = wait_until(Duration::from_secs(10), || on_host.exists());
-        assert!(arrived, "the container's mount did not reach {}", on_host.display());
-        assert_eq!(std::fs::read_to_string(&on_host).expect("marker"), "ctr\n");
-        // ...and from the host on to the host-to-container one, not the private.
-        let see_ctr = "cat /mnt/vol/from-container/marker";
-        let (p2, _) = sh(c, &private, see_ctr);
-        let (h2, _) = sh(c, &h2c, see_ctr);
-        if p2 == 0 {
-            private_wrong.push("it sees the bidirectional container's mount".to_string());
-        }
-        assert_eq!(h2, 0, "HOST_TO_CONTAINER misses the bidirectional container's mount");
-        f.set("container_mount_seen", format!("host={arrived} private={} h2c={}", p2 == 0, h2 == 0));
-        // The containers' mount points go before the host's shared dir.
-        stop_pod(c, &pod.0);
-        assert!(private_wrong.is_empty(), "PRIVATE volume (rprivate): {private_wrong:?}");
-        f
+    }
+}
+
+fn mount_propagation(c: &mut Ctx<'_>) -> Facts {
+    let shared = SharedDir::new(run_dir(c, "shared"));
+    for sub in ["from-host", "from-container"] {
+        std::fs::create_dir_all(shared.path.join(sub)).expect("mkdir");
+    }
+    let pod = c.pod(|p| {
+        let sc = p.linux.as_mut().and_then(|l| l.security_context.as_mut());
+        sc.expect("pod security context").privileged = true;
     });
-    s.compare("volumes-readonly-and-file", |c| {
-        let dir = run_dir(c, "vols");
-        let (ro, rw) = (dir.join("ro"), dir.join("rw"));
-        for d in [&ro, &rw] {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        std::fs::write(ro.join("data"), "read me\n").expect("ro data");
-        let file = dir.join("file.conf");
-        std::fs::write(&file, "key=value\n").expect("file");
-        let pod = c.pod(|_| {});
-        let mounts = vec![
-            volume(&ro, "/mnt/ro", MountPropagation::PropagationPrivate, true),
-            volume(&rw, "/mnt/rw", MountPropagation::PropagationPrivate, false),
-            volume(
-                &file,
-                "/etc/pinc-file.conf",
-                MountPropagation::PropagationPrivate,
-                false,
-            ),
-        ];
-        let id = c.run(&pod, &["sleep", "3600"], move |m| m.mounts = mounts);
-        let mut f = Facts::new();
-        let (code, out) = sh(c, &id, "cat /mnt/ro/data");
-        assert_eq!((code, out.as_str()), (0, "read me\n"));
-        let (code, out) = sh(c, &id, "touch /mnt/ro/new");
-        assert_ne!(code, 0, "write to a read-only volume succeeded");
-        assert!(out.contains("Read-only file system"), "{out}");
-        assert!(!ro.join("new").exists());
-        f.set(
-            "readonly_write",
-            format!("{code} {}", out.contains("Read-only file system")),
-        );
-        let (code, out) = sh(c, &id, "echo written > /mnt/rw/new && cat /mnt/rw/new");
-        assert_eq!((code, out.as_str()), (0, "written\n"));
-        assert_eq!(
-            std::fs::read_to_string(rw.join("new")).expect("rw new"),
-            "written\n"
-        );
-        f.set("readwrite", code);
-        // A file volume: the file, not a directory, and writes go through.
-        let (code, out) = sh(
-            c,
-            &id,
-            "test -f /etc/pinc-file.conf && cat /etc/pinc-file.conf",
-        );
-        assert_eq!((code, out.as_str()), (0, "key=value\n"));
-        let (code, _) = sh(c, &id, "echo more=1 >> /etc/pinc-file.conf");
-        assert_eq!(code, 0);
-        let host = std::fs::read_to_string(&file).expect("file");
-        assert_eq!(host, "key=value\nmore=1\n");
-        f.set("file_volume", format!("{host:?}"));
-        f
-    });
+    let path = shared.path.clone();
+    let mut f = Facts::new();
+    let private = c.run(
+        &pod,
+        &["sleep", "3600"],
+        with_volume(
+            "private",
+            MountPropagation::PropagationPrivate,
+            path.clone(),
+        ),
+    );
+    let h2c = c.run(
+        &pod,
+        &["sleep", "3600"],
+        with_volume(
+            "h2c",
+            MountPropagation::PropagationHostToContainer,
+            path.clone(),
+        ),
+    );
+    let bidi = c.run(
+        &pod,
+        &["sleep", "3600"],
+        with_volume("bidi", MountPropagation::PropagationBidirectional, path),
+    );
+    let tags = [&private, &h2c, &bidi].map(|id| propagation_of(c, id));
+    // PRIVATE is checked last, so that a failure still shows the rest.
+    let mut private_wrong = Vec::new();
+    if !tags[0].is_empty() {
+        private_wrong.push(format!("its mountinfo tags are {:?}, not none", tags[0]));
+    }
+    f.set("mountinfo_tags", format!("{tags:?}"));
+    // A mount the host makes after the containers started.
+    let from_host = shared.tmpfs("from-host");
+    std::fs::write(from_host.join("marker"), "host\n").expect("marker");
+    let see_host = "cat /mnt/vol/from-host/marker";
+    let (p, _) = sh(c, &private, see_host);
+    let (h, hout) = sh(c, &h2c, see_host);
+    let (b, bout) = sh(c, &bidi, see_host);
+    if p == 0 {
+        private_wrong.push("it sees the host's new mount".to_string());
+    }
+    assert_eq!(
+        (h, hout.as_str()),
+        (0, "host\n"),
+        "HOST_TO_CONTAINER sees it"
+    );
+    assert_eq!((b, bout.as_str()), (0, "host\n"), "BIDIRECTIONAL sees it");
+    f.set(
+        "host_mount_seen",
+        format!("private={} h2c={} bidi={}", p == 0, h == 0, b == 0),
+    );
+    // A mount the bidirectional container makes reaches the host.
+    let (code, out) = sh(
+        c,
+        &bidi,
+        "mount -t tmpfs tmpfs /mnt/vol/from-container && echo ctr > /mnt/vol/from-container/marker",
+    );
+    assert_eq!(code, 0, "mount inside the bidirectional container: {out}");
+    let on_host = shared.path.join("from-container/marker");
+    let arrived = wait_until(Duration::from_secs(10), || on_host.exists());
+    assert!(
+        arrived,
+        "the container's mount did not reach {}",
+        on_host.display()
+    );
+    assert_eq!(std::fs::read_to_string(&on_host).expect("marker"), "ctr\n");
+    // ...and from the host on to the host-to-container one, not the private.
+    let see_ctr = "cat /mnt/vol/from-container/marker";
+    let (p2, _) = sh(c, &private, see_ctr);
+    let (h2, _) = sh(c, &h2c, see_ctr);
+    if p2 == 0 {
+        private_wrong.push("it sees the bidirectional container's mount".to_string());
+    }
+    assert_eq!(
+        h2, 0,
+        "HOST_TO_CONTAINER misses the bidirectional container's mount"
+    );
+    f.set(
+        "container_mount_seen",
+        format!("host={arrived} private={} h2c={}", p2 == 0, h2 == 0),
+    );
+    // The containers' mount points go before the host's shared dir.
+    stop_pod(c, &pod.0);
+    assert!(
+        private_wrong.is_empty(),
+        "PRIVATE volume (rprivate): {private_wrong:?}"
+    );
+    f
+}
+
+fn volumes_readonly_and_file(c: &mut Ctx<'_>) -> Facts {
+    let dir = run_dir(c, "vols");
+    let (ro, rw) = (dir.join("ro"), dir.join("rw"));
+    for d in [&ro, &rw] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::fs::write(ro.join("data"), "read me\n").expect("ro data");
+    let file = dir.join("file.conf");
+    std::fs::write(&file, "key=value\n").expect("file");
+    let pod = c.pod(|_| {});
+    let mounts = vec![
+        volume(&ro, "/mnt/ro", MountPropagation::PropagationPrivate, true),
+        volume(&rw, "/mnt/rw", MountPropagation::PropagationPrivate, false),
+        volume(
+            &file,
+            "/etc/pinc-file.conf",
+            MountPropagation::PropagationPrivate,
+            false,
+        ),
+    ];
+    let id = c.run(&pod, &["sleep", "3600"], move |m| m.mounts = mounts);
+    let mut f = Facts::new();
+    let (code, out) = sh(c, &id, "cat /mnt/ro/data");
+    assert_eq!((code, out.as_str()), (0, "read me\n"));
+    let (code, out) = sh(c, &id, "touch /mnt/ro/new");
+    assert_ne!(code, 0, "write to a read-only volume succeeded");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!ro.join("new").exists());
+    f.set(
+        "readonly_write",
+        format!("{code} {}", out.contains("Read-only file system")),
+    );
+    let (code, out) = sh(c, &id, "echo written > /mnt/rw/new && cat /mnt/rw/new");
+    assert_eq!((code, out.as_str()), (0, "written\n"));
+    assert_eq!(
+        std::fs::read_to_string(rw.join("new")).expect("rw new"),
+        "written\n"
+    );
+    f.set("readwrite", code);
+    // A file volume: the file, not a directory, and writes go through.
+    let (code, out) = sh(
+        c,
+        &id,
+        "test -f /etc/pinc-file.conf && cat /etc/pinc-file.conf",
+    );
+    assert_eq!((code, out.as_str()), (0, "key=value\n"));
+    let (code, _) = sh(c, &id, "echo more=1 >> /etc/pinc-file.conf");
+    assert_eq!(code, 0);
+    let host = std::fs::read_to_string(&file).expect("file");
+    assert_eq!(host, "key=value\nmore=1\n");
+    f.set("file_volume", format!("{host:?}"));
+    f
 }
