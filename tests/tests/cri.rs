@@ -148,6 +148,62 @@ fn pinc_state(pinc: &Path, root: &Path, id: &str) -> serde_json::Value {
     serde_json::from_str(&ok(&format!("pinc state {id}"), &out)).expect("pinc state JSON")
 }
 
+/// pinc ran both pod and container: its state shows the annotations that
+/// reached it.
+fn check_pinc_state(d: &CriDaemon, pinc_root: &Path, pod_id: &str, ctr_id: &str) {
+    let ids = d.pinc_ids(pinc_root);
+    assert!(
+        ids.iter().any(|i| i == pod_id) && ids.iter().any(|i| i == ctr_id),
+        "pinc list does not show pod {pod_id} and container {ctr_id}: {ids:?}"
+    );
+    // Pod annotations reach the sandbox too, but pinc does not place the
+    // pause container: it would hold a core for nothing.
+    let pod = pinc_state(&d.pinc, pinc_root, pod_id);
+    assert_eq!(pod["annotations"]["pinc.io/cpus"], "1", "{pod}");
+    assert!(
+        pod["annotations"].get("pinc.io/placement").is_none(),
+        "the sandbox was placed: {pod}"
+    );
+    let st = pinc_state(&d.pinc, pinc_root, ctr_id);
+    eprintln!(
+        "container placement: {}",
+        st["annotations"]["pinc.io/placement"]
+    );
+    let ann = &st["annotations"];
+    assert_eq!(ann["pinc.io/cpus"], "1", "pod annotation lost: {st}");
+    assert_eq!(
+        ann["pinc.io/policy"], "compact",
+        "container annotation lost: {st}"
+    );
+    assert!(
+        ann.get("pinc.io/placement").is_some(),
+        "pinc did not place the container: {st}"
+    );
+}
+
+/// ContainerStats reports some memory or CPU use.
+fn check_stats(d: &mut CriDaemon, ctr_id: &str) {
+    let stats = d
+        .client
+        .container_stats(ContainerStatsRequest {
+            container_id: ctr_id.to_string(),
+        })
+        .expect("ContainerStats")
+        .stats
+        .expect("stats present");
+    let mem = stats
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref().or(m.usage_bytes.as_ref()))
+        .map_or(0, |v| v.value);
+    let cpu = stats
+        .cpu
+        .as_ref()
+        .and_then(|c| c.usage_core_nano_seconds.as_ref())
+        .map_or(0, |v| v.value);
+    assert!(mem > 0 || cpu > 0, "no usage in ContainerStats: {stats:?}");
+}
+
 /// The whole pod lifecycle through `handler`; `pinc_root` is where that
 /// handler's shim keeps pinc's state (inspected with `pinc --root`).
 fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &CgroupParent) {
@@ -179,37 +235,7 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &Cg
         "{status:?}"
     );
 
-    // pinc ran both: its state shows the annotations that reached it.
-    {
-        let ids = d.pinc_ids(pinc_root);
-        assert!(
-            ids.contains(&pod_id) && ids.contains(&ctr_id),
-            "pinc list does not show pod {pod_id} and container {ctr_id}: {ids:?}"
-        );
-        // Pod annotations reach the sandbox too, but pinc does not place the
-        // pause container: it would hold a core for nothing.
-        let pod = pinc_state(&d.pinc, pinc_root, &pod_id);
-        assert_eq!(pod["annotations"]["pinc.io/cpus"], "1", "{pod}");
-        assert!(
-            pod["annotations"].get("pinc.io/placement").is_none(),
-            "the sandbox was placed: {pod}"
-        );
-        let st = pinc_state(&d.pinc, pinc_root, &ctr_id);
-        eprintln!(
-            "container placement: {}",
-            st["annotations"]["pinc.io/placement"]
-        );
-        let ann = &st["annotations"];
-        assert_eq!(ann["pinc.io/cpus"], "1", "pod annotation lost: {st}");
-        assert_eq!(
-            ann["pinc.io/policy"], "compact",
-            "container annotation lost: {st}"
-        );
-        assert!(
-            ann.get("pinc.io/placement").is_some(),
-            "pinc did not place the container: {st}"
-        );
-    }
+    check_pinc_state(d, pinc_root, &pod_id, &ctr_id);
 
     let out = exec(d, &ctr_id, &["cat", "/proc/self/status"]);
     assert_eq!(out.exit_code, 0, "{out:?}");
@@ -233,25 +259,7 @@ fn pod_lifecycle(d: &mut CriDaemon, handler: &str, pinc_root: &Path, parent: &Cg
     let out = exec(d, &ctr_id, &["sh", "-c", "exit 3"]);
     assert_eq!(out.exit_code, 3, "{out:?}");
 
-    let stats = d
-        .client
-        .container_stats(ContainerStatsRequest {
-            container_id: ctr_id.clone(),
-        })
-        .expect("ContainerStats")
-        .stats
-        .expect("stats present");
-    let mem = stats
-        .memory
-        .as_ref()
-        .and_then(|m| m.working_set_bytes.as_ref().or(m.usage_bytes.as_ref()))
-        .map_or(0, |v| v.value);
-    let cpu = stats
-        .cpu
-        .as_ref()
-        .and_then(|c| c.usage_core_nano_seconds.as_ref())
-        .map_or(0, |v| v.value);
-    assert!(mem > 0 || cpu > 0, "no usage in ContainerStats: {stats:?}");
+    check_stats(d, &ctr_id);
 
     remove_pod(d, &pod_id, &ctr_id);
 
