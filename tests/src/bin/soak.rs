@@ -398,6 +398,73 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP stop the soak between lifecycles, so it
+/// still cleans up and reports.
+fn catch_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+/// What the census counts: the soak's root, ids and bundles, its own fds
+/// and those of the `watch` pids.
+fn census_scope(soak: &Soak, watch: &[i32]) -> Scope {
+    let mut scope = Scope::new(soak.pinc.root.path())
+        .ids(&soak.id_prefix)
+        .watch_fds(std::process::id() as i32);
+    for b in soak.run_bundles.iter().chain(&soak.sleep_bundles) {
+        scope = scope.prefix(b.path());
+    }
+    for pid in watch {
+        scope = scope.watch_fds(*pid);
+    }
+    scope
+}
+
+/// Runs `n` lifecycles on `j` threads, stopping early on a signal; returns
+/// how many ran and the wall time.
+fn run_lifecycles(soak: &Soak, n: usize, j: usize) -> (usize, Duration) {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..j.min(n) {
+            s.spawn(|| loop {
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                soak.lifecycle(i);
+            });
+        }
+    });
+    let wall = started.elapsed();
+    (next.load(Ordering::SeqCst).min(n), wall)
+}
+
+/// The first ten failures, with what each left behind.
+fn print_failures(failures: &[Failure]) {
+    for f in failures.iter().take(10) {
+        println!(
+            "FAILED lifecycle {} ({}): {} -> {}\n    left: {}\n    {}",
+            f.lifecycle,
+            f.kind,
+            f.command,
+            f.status,
+            f.left,
+            f.stderr.trim_end().replace('\n', "\n    ")
+        );
+    }
+}
+
 fn soak_main() -> Result<()> {
     let args = parse_args()?;
     if !nix::unistd::geteuid().is_root() {
@@ -410,15 +477,7 @@ fn soak_main() -> Result<()> {
             bin.display()
         );
     }
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
+    catch_signals();
     let pinc = Pinc::new();
     let bundles = |args: &[&str]| {
         let placed = Bundle::new(args);
@@ -442,15 +501,7 @@ fn soak_main() -> Result<()> {
         kinds: Mutex::default(),
         pinc,
     };
-    let mut scope = Scope::new(soak.pinc.root.path())
-        .ids(&soak.id_prefix)
-        .watch_fds(std::process::id() as i32);
-    for b in soak.run_bundles.iter().chain(&soak.sleep_bundles) {
-        scope = scope.prefix(b.path());
-    }
-    for pid in &args.watch {
-        scope = scope.watch_fds(*pid);
-    }
+    let scope = census_scope(&soak, &args.watch);
     let meta = std::fs::metadata(&bin).ok();
     println!(
         "soak: {} lifecycles, {} at a time, seed {}, pinc {} ({} bytes), {} placement slots",
@@ -469,24 +520,7 @@ fn soak_main() -> Result<()> {
     let before = Census::take_in(&scope);
     println!("census before:\n{before}");
 
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..args.j.min(args.n) {
-            s.spawn(|| loop {
-                if INTERRUPTED.load(Ordering::SeqCst) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= args.n {
-                    break;
-                }
-                soak.lifecycle(i);
-            });
-        }
-    });
-    let wall = started.elapsed();
-    let done = next.load(Ordering::SeqCst).min(args.n);
+    let (done, wall) = run_lifecycles(&soak, args.n, args.j);
 
     let mut after = Census::take_in(&scope);
     let mut leaks = before.diff(&after).leaks();
@@ -506,17 +540,7 @@ fn soak_main() -> Result<()> {
     report(&soak, done, wall);
 
     let failures = soak.failures.lock().unwrap_or_else(|e| e.into_inner());
-    for f in failures.iter().take(10) {
-        println!(
-            "FAILED lifecycle {} ({}): {} -> {}\n    left: {}\n    {}",
-            f.lifecycle,
-            f.kind,
-            f.command,
-            f.status,
-            f.left,
-            f.stderr.trim_end().replace('\n', "\n    ")
-        );
-    }
+    print_failures(&failures);
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted after {done} lifecycles");
     }
