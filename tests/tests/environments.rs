@@ -122,6 +122,36 @@ fn as_user_with(
     output_via_files(cmd)
 }
 
+/// A detached container through its life as the user: list, exec, ps,
+/// pause (refused without delegation), delete.
+fn detached_as_user(runtime_dir: &std::path::Path, b: &str) {
+    let id = unique_id("rld");
+    let out = as_user(runtime_dir, &["run", "--detach", "--bundle", b, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_user(runtime_dir, &["list"]);
+    assert!(
+        stdout(&out).contains(&id) && stdout(&out).contains("running"),
+        "{}",
+        stdout(&out)
+    );
+    let out = as_user(runtime_dir, &["exec", &id, "sh", "-c", "id -u; exit 6"]);
+    assert_eq!(out.status.code(), Some(6), "exec: {}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n");
+    let out = as_user(runtime_dir, &["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_str(&stdout(&out)).expect("ps json");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let out = as_user(runtime_dir, &["pause", &id]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("delegated"),
+        "{}",
+        stderr(&out)
+    );
+    let out = as_user(runtime_dir, &["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_user(runtime_dir, &["list", "-q"]);
+    assert_eq!(stdout(&out), "");
+}
+
 #[test]
 fn rootless_on_a_login_node_without_delegation() {
     require_root();
@@ -189,31 +219,7 @@ fn rootless_on_a_login_node_without_delegation() {
 
     // Detached: list, exec, ps, kill, delete as the user.
     edit(&|c| c["process"]["args"] = serde_json::json!(["sleep", "60"]));
-    let id = unique_id("rld");
-    let out = as_user(&runtime_dir, &["run", "--detach", "--bundle", b, &id]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_user(&runtime_dir, &["list"]);
-    assert!(
-        stdout(&out).contains(&id) && stdout(&out).contains("running"),
-        "{}",
-        stdout(&out)
-    );
-    let out = as_user(&runtime_dir, &["exec", &id, "sh", "-c", "id -u; exit 6"]);
-    assert_eq!(out.status.code(), Some(6), "exec: {}", stderr(&out));
-    assert_eq!(stdout(&out), "0\n");
-    let out = as_user(&runtime_dir, &["ps", "--format", "json", &id]);
-    let pids: Vec<i64> = serde_json::from_str(&stdout(&out)).expect("ps json");
-    assert_eq!(pids.len(), 1, "{pids:?}");
-    let out = as_user(&runtime_dir, &["pause", &id]);
-    assert!(
-        !out.status.success() && stderr(&out).contains("delegated"),
-        "{}",
-        stderr(&out)
-    );
-    let out = as_user(&runtime_dir, &["delete", "--force", &id]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_user(&runtime_dir, &["list", "-q"]);
-    assert_eq!(stdout(&out), "");
+    detached_as_user(&runtime_dir, b);
 
     // A memory limit cannot be enforced: one warning, the container still runs.
     edit(&|c| {
