@@ -144,160 +144,179 @@ fn the_pinc_shim_matches_the_runc_shim() {
 
     s.run(
         "containers that exit at once: create, start, exit, delete",
-        || {
-            let mut seen = Vec::new();
-            for (name, runtime) in RUNTIMES {
-                let mut lines = Vec::new();
-                for i in 0..EARLY {
-                    let id = format!("{name}-true-{i}");
-                    let out = c.run(runtime, &["--rm"], &id, &["true"]);
-                    assert_eq!(out.status.code(), Some(0), "{id}: {}", describe(&out));
-                    lines.push((id.clone(), events_of(&log, &id)));
-                }
-                seen.push(lines);
-            }
-            let reference = &seen[0][0].1;
-            let expected = [
-                "/tasks/create",
-                "/tasks/start",
-                "/tasks/exit",
-                "/tasks/delete",
-            ];
-            let ref_topics: Vec<&str> = reference
-                .iter()
-                .map(|l| l.split(' ').next().unwrap_or(""))
-                .collect();
-            assert_eq!(ref_topics, expected, "runc's events: {reference:#?}");
-            assert!(reference[2].contains("pid=<init>"), "{reference:#?}");
-            let differ: Vec<String> = seen
-                .iter()
-                .flatten()
-                .filter(|(_, l)| l != reference)
-                .map(|(id, l)| format!("{id}: {l:#?}"))
-                .collect();
-            assert!(
-                differ.is_empty(),
-                "runc's events {reference:#?}\ndiffer in:\n{}",
-                differ.join("\n")
-            );
-        },
+        || quick_exit_events(&c, &log),
     );
 
     s.run(
         "a long container: execs, ps, pause, resume, kill, delete",
-        || {
-            let mut seen = Vec::new();
-            for (name, runtime) in RUNTIMES {
-                let id = format!("{name}-long");
-                let marker = format!("sleep 47{}", if name == "runc" { 11 } else { 12 });
-                let steps = long_container(&c, &log, runtime, &id, &marker);
-                c.remove(&id);
-                let lines = events_of(&log, &id);
-                seen.push((id, lines, steps));
-                let _ = Command::new("pkill").args(["-f", &marker]).status();
-            }
-            let (runc, pinc) = (&seen[0], &seen[1]);
-            let want: Vec<&str> = vec![
-                "/tasks/create",
-                "/tasks/start",
-                "/tasks/exec-added",
-                "/tasks/exec-started",
-                "/tasks/exit",
-                "/tasks/exec-added",
-                "/tasks/exec-started",
-                "/tasks/paused",
-                "/tasks/resumed",
-                "/tasks/exec-added",
-                "/tasks/exec-started",
-                "/tasks/exit",
-                "/tasks/exit",
-                "/tasks/exit",
-                "/tasks/delete",
-            ];
-            let runc_topics: Vec<&str> = runc
-                .1
-                .iter()
-                .map(|l| l.split(' ').next().unwrap_or(""))
-                .collect();
-            assert_eq!(runc_topics, want, "runc: {:#?}", runc.1);
-            // The exec still running when the init died exits first.
-            assert!(
-                runc.1[12].contains("id=ps1") && runc.1[12].contains("exit_status=137"),
-                "{:#?}",
-                runc.1
-            );
-            assert!(
-                runc.1[13].contains("id=<c>") && runc.1[13].contains("pid=<init>"),
-                "{:#?}",
-                runc.1
-            );
-            assert_eq!(runc.2, pinc.2, "what the clients saw (runc, pinc)");
-            assert_eq!(runc.1, pinc.1, "events of {} and {}", runc.0, pinc.0);
-        },
+        || long_container_events(&c, &log),
     );
 
-    s.run("OOM: TaskOOM, then exit 137", || {
-        let mut seen = Vec::new();
-        for (name, runtime) in RUNTIMES {
-            let id = format!("{name}-oom");
-            let out = c.run(
-                runtime,
-                &["--rm", "--memory-limit", "33554432"],
-                &id,
-                &["sh", "-c", "x=aaaaaaaa; while :; do x=$x$x; done"],
-            );
-            assert_eq!(out.status.code(), Some(137), "{id}: {}", describe(&out));
-            seen.push(events_of(&log, &id));
-        }
-        let ts: Vec<&str> = seen[0]
-            .iter()
-            .map(|l| l.split(' ').next().unwrap_or(""))
-            .collect();
-        assert!(ts.contains(&"/tasks/oom"), "runc: {:#?}", seen[0]);
-        assert_eq!(seen[0], seen[1], "events (runc, pinc)");
-    });
+    s.run("OOM: TaskOOM, then exit 137", || oom_events(&c, &log));
 
     s.run("ResizePty: the terminal takes the client's size", || {
-        let mut seen = Vec::new();
-        for (name, runtime) in RUNTIMES {
-            seen.push(resize(&c, runtime, &format!("{name}-tty")));
-        }
-        assert_eq!(seen[0], ("size-one", "size-two", Some(0)), "runc");
-        assert_eq!(seen[1], seen[0], "pinc vs runc");
+        resize_pty(&c)
     });
 
     s.run("Update: memory and cpu limits reach the cgroup", || {
-        let mut seen = Vec::new();
-        for (name, runtime) in RUNTIMES {
-            let id = format!("{name}-upd");
-            let out = c.run(runtime, &["-d"], &id, &["sh", "-c", LOOP]);
-            assert!(out.status.success(), "{}", describe(&out));
-            let pid = c
-                .ok(&["task", "ls"])
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    (f.first() == Some(&id.as_str())).then(|| f.get(1).map(|p| p.to_string()))
-                })
-                .flatten()
-                .expect("pid");
-            let socket = ttrpc::shim_socket(&c.bundle(&id));
-            let json = r#"{"memory":{"limit":33554432},"cpu":{"quota":50000,"period":100000}}"#;
-            let updated = ttrpc::call(&socket, "Update", &ttrpc::update_request(&id, json));
-            let values = cgroup_values(&pid);
-            c.remove(&id);
-            seen.push((updated.map(drop), values));
-        }
-        let want = vec![
-            ("memory.limit_in_bytes".to_string(), "33554432".to_string()),
-            ("cpu.cfs_quota_us".to_string(), "50000".to_string()),
-            ("cpu.cfs_period_us".to_string(), "100000".to_string()),
-        ];
-        assert_eq!(seen[0], (Ok(()), want), "runc");
-        assert_eq!(seen[1], seen[0], "pinc vs runc");
+        update_limits(&c)
     });
 
     s.finish();
+}
+
+/// containers that exit at once: create, start, exit, delete.
+fn quick_exit_events(c: &Ctr<'_>, log: &EventLog) {
+    let mut seen = Vec::new();
+    for (name, runtime) in RUNTIMES {
+        let mut lines = Vec::new();
+        for i in 0..EARLY {
+            let id = format!("{name}-true-{i}");
+            let out = c.run(runtime, &["--rm"], &id, &["true"]);
+            assert_eq!(out.status.code(), Some(0), "{id}: {}", describe(&out));
+            lines.push((id.clone(), events_of(log, &id)));
+        }
+        seen.push(lines);
+    }
+    let reference = &seen[0][0].1;
+    let expected = [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+    ];
+    let ref_topics: Vec<&str> = reference
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(ref_topics, expected, "runc's events: {reference:#?}");
+    assert!(reference[2].contains("pid=<init>"), "{reference:#?}");
+    let differ: Vec<String> = seen
+        .iter()
+        .flatten()
+        .filter(|(_, l)| l != reference)
+        .map(|(id, l)| format!("{id}: {l:#?}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "runc's events {reference:#?}\ndiffer in:\n{}",
+        differ.join("\n")
+    );
+}
+
+/// a long container: execs, ps, pause, resume, kill, delete.
+fn long_container_events(c: &Ctr<'_>, log: &EventLog) {
+    let mut seen = Vec::new();
+    for (name, runtime) in RUNTIMES {
+        let id = format!("{name}-long");
+        let marker = format!("sleep 47{}", if name == "runc" { 11 } else { 12 });
+        let steps = long_container(c, log, runtime, &id, &marker);
+        c.remove(&id);
+        let lines = events_of(log, &id);
+        seen.push((id, lines, steps));
+        let _ = Command::new("pkill").args(["-f", &marker]).status();
+    }
+    let (runc, pinc) = (&seen[0], &seen[1]);
+    let want: Vec<&str> = vec![
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/exit",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/exit",
+        "/tasks/exit",
+        "/tasks/exit",
+        "/tasks/delete",
+    ];
+    let runc_topics: Vec<&str> = runc
+        .1
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(runc_topics, want, "runc: {:#?}", runc.1);
+    // The exec still running when the init died exits first.
+    assert!(
+        runc.1[12].contains("id=ps1") && runc.1[12].contains("exit_status=137"),
+        "{:#?}",
+        runc.1
+    );
+    assert!(
+        runc.1[13].contains("id=<c>") && runc.1[13].contains("pid=<init>"),
+        "{:#?}",
+        runc.1
+    );
+    assert_eq!(runc.2, pinc.2, "what the clients saw (runc, pinc)");
+    assert_eq!(runc.1, pinc.1, "events of {} and {}", runc.0, pinc.0);
+}
+
+/// OOM: TaskOOM, then exit 137.
+fn oom_events(c: &Ctr<'_>, log: &EventLog) {
+    let mut seen = Vec::new();
+    for (name, runtime) in RUNTIMES {
+        let id = format!("{name}-oom");
+        let out = c.run(
+            runtime,
+            &["--rm", "--memory-limit", "33554432"],
+            &id,
+            &["sh", "-c", "x=aaaaaaaa; while :; do x=$x$x; done"],
+        );
+        assert_eq!(out.status.code(), Some(137), "{id}: {}", describe(&out));
+        seen.push(events_of(log, &id));
+    }
+    let ts: Vec<&str> = seen[0]
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert!(ts.contains(&"/tasks/oom"), "runc: {:#?}", seen[0]);
+    assert_eq!(seen[0], seen[1], "events (runc, pinc)");
+}
+
+/// ResizePty: the terminal takes the client's size.
+fn resize_pty(c: &Ctr<'_>) {
+    let mut seen = Vec::new();
+    for (name, runtime) in RUNTIMES {
+        seen.push(resize(c, runtime, &format!("{name}-tty")));
+    }
+    assert_eq!(seen[0], ("size-one", "size-two", Some(0)), "runc");
+    assert_eq!(seen[1], seen[0], "pinc vs runc");
+}
+
+/// Update: memory and cpu limits reach the cgroup.
+fn update_limits(c: &Ctr<'_>) {
+    let mut seen = Vec::new();
+    for (name, runtime) in RUNTIMES {
+        let id = format!("{name}-upd");
+        let out = c.run(runtime, &["-d"], &id, &["sh", "-c", LOOP]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let pid = c
+            .ok(&["task", "ls"])
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&id.as_str())).then(|| f.get(1).map(|p| p.to_string()))
+            })
+            .flatten()
+            .expect("pid");
+        let socket = ttrpc::shim_socket(&c.bundle(&id));
+        let json = r#"{"memory":{"limit":33554432},"cpu":{"quota":50000,"period":100000}}"#;
+        let updated = ttrpc::call(&socket, "Update", &ttrpc::update_request(&id, json));
+        let values = cgroup_values(&pid);
+        c.remove(&id);
+        seen.push((updated.map(drop), values));
+    }
+    let want = vec![
+        ("memory.limit_in_bytes".to_string(), "33554432".to_string()),
+        ("cpu.cfs_quota_us".to_string(), "50000".to_string()),
+        ("cpu.cfs_period_us".to_string(), "100000".to_string()),
+    ];
+    assert_eq!(seen[0], (Ok(()), want), "runc");
+    assert_eq!(seen[1], seen[0], "pinc vs runc");
 }
 
 /// What the clients saw in the long scenario (compared across runtimes).
