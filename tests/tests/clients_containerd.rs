@@ -109,143 +109,30 @@ fn containerd_ctr_runs_containers_with_pinc() {
     let mut s = Scenarios::new();
 
     s.run("ctr run --rm: output and exit code", || {
-        let out = c.run(&["--rm"], "once", &["sh", "-c", "echo hi; exit 7"]);
-        assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
-        assert!(
-            runc_root.join(".pinc").is_dir(),
-            "no pinc private dir in {}: was pinc used?",
-            runc_root.display()
-        );
-        assert!(
-            !runc_root.join("once").exists(),
-            "pinc state of `once` left behind"
-        );
-        let left = c.ok(&["container", "ls", "-q"]);
-        assert!(left.trim().is_empty(), "--rm left containers: {left}");
+        run_rm_output(&c, &runc_root)
     });
 
-    s.run("ctr run --rm: stderr and exit code 0", || {
-        let out = c.run(&["--rm"], "quiet", &["sh", "-c", "echo oops >&2; true"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "", "{}", describe(&out));
-        assert!(stderr(&out).contains("oops"), "{}", describe(&out));
-    });
+    s.run("ctr run --rm: stderr and exit code 0", || run_rm_stderr(&c));
 
     let script = "trap 'exit 0' TERM; while :; do sleep 1; done";
     s.run("ctr run -d: running, state visible to pinc", || {
-        let out = c.run(&["-d"], "long", &["sh", "-c", script]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let (pid, status) = c.task("long").expect("task `long` listed");
-        assert_eq!(status, "RUNNING");
-        let st = pinc_state(&pinc, &runc_root, "long");
-        assert_eq!(st["status"], "running", "pinc state: {st}");
-        assert_eq!(st["pid"].as_i64(), Some(pid), "pinc state: {st}");
+        run_detached(&c, &pinc, &runc_root, script)
     });
 
-    s.run("ctr task exec: output and exit code", || {
-        let out = c.out(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e1",
-            "long",
-            "sh",
-            "-c",
-            "echo from-exec; exit 4",
-        ]);
-        assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
-        let out = c.out(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e2",
-            "--cwd",
-            "/tmp",
-            "long",
-            "pwd",
-        ]);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "/tmp\n", "{}", describe(&out));
-    });
+    s.run("ctr task exec: output and exit code", || task_exec(&c));
 
     s.run("ctr task ps: lists the container's processes", || {
-        let (pid, _) = c.task("long").expect("task `long` listed");
-        let out = c.ok(&["task", "ps", "long"]);
-        let pids: Vec<i64> = out
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
-        assert!(pids.contains(&pid), "init {pid} missing from:\n{out}");
-        // sh plus its current `sleep 1`, nothing from the host.
-        assert!(
-            !pids.is_empty() && pids.len() <= 3,
-            "unexpected process list:\n{out}"
-        );
+        task_ps(&c)
     });
 
-    s.run("ctr task pause / resume", || {
-        c.ok(&["task", "pause", "long"]);
-        assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("PAUSED"));
-        c.ok(&["task", "resume", "long"]);
-        assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("RUNNING"));
-    });
+    s.run("ctr task pause / resume", || pause_resume(&c));
 
     s.run("ctr task kill (SIGTERM) + rm", || {
-        let t = Instant::now();
-        c.ok(&["task", "kill", "long"]);
-        assert!(
-            wait_until(Duration::from_secs(8), || c
-                .task("long")
-                .map(|t| t.1 == "STOPPED")
-                .unwrap_or(false)),
-            "task did not stop after SIGTERM"
-        );
-        eprintln!("stopped {:.2?} after SIGTERM", t.elapsed());
-        let out = c.out(&["task", "rm", "long"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        // ctr warns about a non-zero exit status; the trap exits 0.
-        assert!(
-            !stderr(&out).contains("non-zero"),
-            "unexpected exit status: {}",
-            describe(&out)
-        );
-        c.ok(&["container", "rm", "long"]);
-        assert!(
-            !runc_root.join("long").exists(),
-            "pinc state of `long` left in {}",
-            runc_root.display()
-        );
+        kill_term_rm(&c, &runc_root)
     });
 
     s.run("ctr task kill -s SIGKILL of a running task", || {
-        let out = c.run(&["-d"], "doomed", &["sleep", "1000"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        let cg = Path::new("/sys/fs/cgroup/memory")
-            .join(&c.ns)
-            .join("doomed");
-        assert!(cg.is_dir(), "no cgroup {} while it runs", cg.display());
-        c.ok(&["task", "kill", "-s", "SIGKILL", "doomed"]);
-        assert!(
-            wait_until(Duration::from_secs(8), || c
-                .task("doomed")
-                .map(|t| t.1 == "STOPPED")
-                .unwrap_or(false)),
-            "task did not stop after SIGKILL"
-        );
-        let out = c.out(&["task", "rm", "doomed"]);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(stderr(&out).contains("137"), "{}", describe(&out));
-        c.ok(&["container", "rm", "doomed"]);
-        // containerd puts the cgroup at /<namespace>/<id>.
-        let leaked: Vec<_> = cgroup_dirs_containing(&c.ns)
-            .into_iter()
-            .map(|p| p.join("doomed"))
-            .filter(|p| p.exists())
-            .collect();
-        assert!(leaked.is_empty(), "cgroups left after rm: {leaked:?}");
+        kill_sigkill(&c)
     });
 
     let leftovers: Vec<String> = fs::read_dir(&runc_root)
@@ -268,4 +155,151 @@ fn containerd_ctr_runs_containers_with_pinc() {
         "pinc state left in {}: {leftovers:?}",
         runc_root.display()
     );
+}
+
+/// ctr run --rm: output and exit code.
+fn run_rm_output(c: &Ctr<'_>, runc_root: &Path) {
+    let out = c.run(&["--rm"], "once", &["sh", "-c", "echo hi; exit 7"]);
+    assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    assert!(
+        runc_root.join(".pinc").is_dir(),
+        "no pinc private dir in {}: was pinc used?",
+        runc_root.display()
+    );
+    assert!(
+        !runc_root.join("once").exists(),
+        "pinc state of `once` left behind"
+    );
+    let left = c.ok(&["container", "ls", "-q"]);
+    assert!(left.trim().is_empty(), "--rm left containers: {left}");
+}
+
+/// ctr run --rm: stderr and exit code 0.
+fn run_rm_stderr(c: &Ctr<'_>) {
+    let out = c.run(&["--rm"], "quiet", &["sh", "-c", "echo oops >&2; true"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "", "{}", describe(&out));
+    assert!(stderr(&out).contains("oops"), "{}", describe(&out));
+}
+
+/// ctr run -d: running, state visible to pinc.
+fn run_detached(c: &Ctr<'_>, pinc: &Path, runc_root: &Path, script: &str) {
+    let out = c.run(&["-d"], "long", &["sh", "-c", script]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let (pid, status) = c.task("long").expect("task `long` listed");
+    assert_eq!(status, "RUNNING");
+    let st = pinc_state(pinc, runc_root, "long");
+    assert_eq!(st["status"], "running", "pinc state: {st}");
+    assert_eq!(st["pid"].as_i64(), Some(pid), "pinc state: {st}");
+}
+
+/// ctr task exec: output and exit code.
+fn task_exec(c: &Ctr<'_>) {
+    let out = c.out(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "long",
+        "sh",
+        "-c",
+        "echo from-exec; exit 4",
+    ]);
+    assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let out = c.out(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e2",
+        "--cwd",
+        "/tmp",
+        "long",
+        "pwd",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "/tmp\n", "{}", describe(&out));
+}
+
+/// ctr task ps: lists the container's processes.
+fn task_ps(c: &Ctr<'_>) {
+    let (pid, _) = c.task("long").expect("task `long` listed");
+    let out = c.ok(&["task", "ps", "long"]);
+    let pids: Vec<i64> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(pids.contains(&pid), "init {pid} missing from:\n{out}");
+    // sh plus its current `sleep 1`, nothing from the host.
+    assert!(
+        !pids.is_empty() && pids.len() <= 3,
+        "unexpected process list:\n{out}"
+    );
+}
+
+/// ctr task pause / resume.
+fn pause_resume(c: &Ctr<'_>) {
+    c.ok(&["task", "pause", "long"]);
+    assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("PAUSED"));
+    c.ok(&["task", "resume", "long"]);
+    assert_eq!(c.task("long").map(|t| t.1).as_deref(), Some("RUNNING"));
+}
+
+/// ctr task kill (SIGTERM) + rm.
+fn kill_term_rm(c: &Ctr<'_>, runc_root: &Path) {
+    let t = Instant::now();
+    c.ok(&["task", "kill", "long"]);
+    assert!(
+        wait_until(Duration::from_secs(8), || c
+            .task("long")
+            .map(|t| t.1 == "STOPPED")
+            .unwrap_or(false)),
+        "task did not stop after SIGTERM"
+    );
+    eprintln!("stopped {:.2?} after SIGTERM", t.elapsed());
+    let out = c.out(&["task", "rm", "long"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    // ctr warns about a non-zero exit status; the trap exits 0.
+    assert!(
+        !stderr(&out).contains("non-zero"),
+        "unexpected exit status: {}",
+        describe(&out)
+    );
+    c.ok(&["container", "rm", "long"]);
+    assert!(
+        !runc_root.join("long").exists(),
+        "pinc state of `long` left in {}",
+        runc_root.display()
+    );
+}
+
+/// ctr task kill -s SIGKILL of a running task.
+fn kill_sigkill(c: &Ctr<'_>) {
+    let out = c.run(&["-d"], "doomed", &["sleep", "1000"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let cg = Path::new("/sys/fs/cgroup/memory")
+        .join(&c.ns)
+        .join("doomed");
+    assert!(cg.is_dir(), "no cgroup {} while it runs", cg.display());
+    c.ok(&["task", "kill", "-s", "SIGKILL", "doomed"]);
+    assert!(
+        wait_until(Duration::from_secs(8), || c
+            .task("doomed")
+            .map(|t| t.1 == "STOPPED")
+            .unwrap_or(false)),
+        "task did not stop after SIGKILL"
+    );
+    let out = c.out(&["task", "rm", "doomed"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("137"), "{}", describe(&out));
+    c.ok(&["container", "rm", "doomed"]);
+    // containerd puts the cgroup at /<namespace>/<id>.
+    let leaked: Vec<_> = cgroup_dirs_containing(&c.ns)
+        .into_iter()
+        .map(|p| p.join("doomed"))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(leaked.is_empty(), "cgroups left after rm: {leaked:?}");
 }
