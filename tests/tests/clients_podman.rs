@@ -90,207 +90,58 @@ fn podman_runs_containers_with_pinc() {
     let mut ids: Vec<String> = Vec::new();
 
     s.run("podman run --rm: output, ulimit and exit code", || {
-        let out = p.out(&run_args(&[
-            "--rm",
-            IMAGE,
-            "sh",
-            "-c",
-            "echo hi; ulimit -n; exit 7",
-        ]));
-        assert_eq!(stdout(&out), "hi\n1024\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
-        let left = p.ok(&["ps", "-aq"]);
-        assert!(left.trim().is_empty(), "--rm left containers: {left}");
+        run_rm_output(&p)
     });
 
     s.run("podman run -i --rm: stdin, stdout, stderr", || {
-        let out = run_with_input(
-            &mut p.podman(&run_args(&[
-                "-i",
-                "--rm",
-                IMAGE,
-                "sh",
-                "-c",
-                "cat; echo to-stderr >&2",
-            ])),
-            b"piped line\n",
-            CMD_TIMEOUT,
-        );
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
-        assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
+        run_stdin(&p)
     });
 
     s.run(
         "podman run -t --rm: terminal through --console-socket",
-        || {
-            let out = p.out(&run_args(&[
-                "-t",
-                "--rm",
-                IMAGE,
-                "sh",
-                "-c",
-                "tty; echo tty-ok; exit 3",
-            ]));
-            let text = stdout(&out);
-            assert!(text.contains("/dev/pts/"), "no pty: {}", describe(&out));
-            assert!(text.contains("tty-ok"), "{}", describe(&out));
-            assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-        },
+        || run_tty(&p),
     );
 
     s.run("podman run of a missing binary exits 127", || {
-        let out = p.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
-        assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+        run_missing_binary(&p)
     });
 
     s.run("podman run of a non-executable file exits 126", || {
-        let out = p.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
-        assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+        run_not_executable(&p)
     });
 
     let script = "echo started; trap 'echo got-term; exit 0' TERM; while :; do sleep 1; done";
     s.run("podman run -d: running, state visible to pinc", || {
-        let out = p.out(&run_args(&[
-            "-d", "--name", "long", IMAGE, "sh", "-c", script,
-        ]));
-        assert!(out.status.success(), "{}", describe(&out));
-        let id = stdout(&out).trim().to_string();
-        assert_eq!(id.len(), 64, "podman run -d printed {id:?}");
-        ids.push(id.clone());
-        assert_eq!(inspect(&p, "{{.State.Status}}", "long"), "running");
-        let pid: i64 = inspect(&p, "{{.State.Pid}}", "long")
-            .parse()
-            .expect("numeric pid");
-        let st = pinc_state(&pinc, &id);
-        assert_eq!(st["status"], "running", "pinc state: {st}");
-        assert_eq!(st["pid"].as_i64(), Some(pid), "pinc state: {st}");
-        assert!(
-            wait_until(Duration::from_secs(5), || p
-                .ok(&["logs", "long"])
-                .contains("started")),
-            "podman logs never showed the container's output"
-        );
+        run_detached(&p, &pinc, script, &mut ids)
     });
 
-    s.run("podman exec: output and exit code", || {
-        let out = p.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 5"]);
-        assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
-        let out = p.out(&["exec", "long", "true"]);
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    });
+    s.run("podman exec: output and exit code", || exec_output(&p));
 
-    s.run("podman exec: -i stdin, -e, -u, -w", || {
-        let out = run_with_input(
-            &mut p.podman(&["exec", "-i", "long", "cat"]),
-            b"via stdin\n",
-            CMD_TIMEOUT,
-        );
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
-        let out = p.out(&[
-            "exec",
-            "-e",
-            "FOO=bar",
-            "-u",
-            "65534:65534",
-            "-w",
-            "/tmp",
-            "long",
-            "sh",
-            "-c",
-            "echo $FOO $(id -u):$(id -g) $(pwd)",
-        ]);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
-    });
+    s.run("podman exec: -i stdin, -e, -u, -w", || exec_options(&p));
 
     s.run("podman exec of a missing binary exits 127", || {
-        let out = p.out(&["exec", "long", "/no/such/binary"]);
-        assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
-        let out = p.out(&["exec", "long", "no-such-command"]);
-        assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
-        assert_eq!(inspect(&p, "{{.State.Status}}", "long"), "running");
+        exec_missing_binary(&p)
     });
 
     s.run("podman exec of a non-executable file exits 126", || {
-        let out = p.out(&["exec", "long", "/etc/passwd"]);
-        assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+        exec_not_executable(&p)
     });
 
     s.run("podman exec -t: terminal through --console-socket", || {
-        let out = p.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
-        assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        exec_tty(&p)
     });
 
-    s.run("podman pause / unpause", || {
-        p.ok(&["pause", "long"]);
-        assert_eq!(inspect(&p, "{{.State.Status}}", "long"), "paused");
-        p.ok(&["unpause", "long"]);
-        assert_eq!(inspect(&p, "{{.State.Status}}", "long"), "running");
-        let out = p.out(&["exec", "long", "echo", "alive"]);
-        assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
-    });
+    s.run("podman pause / unpause", || pause_unpause(&p));
 
     s.run("podman stop: SIGTERM reaches the container, fast", || {
-        let t = Instant::now();
-        p.ok(&["stop", "long"]);
-        let took = t.elapsed();
-        assert!(took < Duration::from_secs(8), "podman stop took {took:?}");
-        assert_eq!(inspect(&p, "{{.State.Status}}", "long"), "exited");
-        assert_eq!(inspect(&p, "{{.State.ExitCode}}", "long"), "0");
-        assert!(
-            p.ok(&["logs", "long"]).contains("got-term"),
-            "the TERM trap did not run"
-        );
+        stop_sigterm(&p)
     });
 
     s.run("podman rm -f of a running container", || {
-        let out = p.out(&run_args(&[
-            "-d", "--name", "doomed", IMAGE, "sleep", "1000",
-        ]));
-        assert!(out.status.success(), "{}", describe(&out));
-        let id = stdout(&out).trim().to_string();
-        ids.push(id.clone());
-        let pid: i32 = inspect(&p, "{{.State.Pid}}", "doomed")
-            .parse()
-            .expect("numeric pid");
-        assert!(process_alive(pid), "init {pid} not running");
-        assert!(
-            !cgroup_dirs_containing(&id).is_empty(),
-            "no cgroup named after {id} while it runs"
-        );
-        let t = Instant::now();
-        p.ok(&["rm", "-f", "-t", "2", "doomed"]);
-        let took = t.elapsed();
-        assert!(took < Duration::from_secs(8), "podman rm -f took {took:?}");
-        assert!(
-            !p.out(&["inspect", "doomed"]).status.success(),
-            "container still exists"
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || !process_alive(pid)),
-            "container init {pid} still alive after rm -f"
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || !state_dir(&id).exists()),
-            "pinc state of {id} left in {PINC_DEFAULT_ROOT}"
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
-                .is_empty()),
-            "cgroups left after rm -f: {:?}",
-            cgroup_dirs_containing(&id)
-        );
+        rm_force_running(&p, &mut ids)
     });
 
-    s.run("podman rm of the stopped container", || {
-        p.ok(&["rm", "long"]);
-        let left = p.ok(&["ps", "-aq"]);
-        assert!(left.trim().is_empty(), "containers left: {left}");
-    });
+    s.run("podman rm of the stopped container", || rm_stopped(&p));
 
     let leaked: Vec<String> = ids
         .iter()
@@ -307,4 +158,218 @@ fn podman_runs_containers_with_pinc() {
         leaked.is_empty(),
         "pinc state left in {PINC_DEFAULT_ROOT}: {leaked:?}"
     );
+}
+
+/// podman run --rm: output, ulimit and exit code.
+fn run_rm_output(p: &Podman) {
+    let out = p.out(&run_args(&[
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi; ulimit -n; exit 7",
+    ]));
+    assert_eq!(stdout(&out), "hi\n1024\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    let left = p.ok(&["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "--rm left containers: {left}");
+}
+
+/// podman run -i --rm: stdin, stdout, stderr.
+fn run_stdin(p: &Podman) {
+    let out = run_with_input(
+        &mut p.podman(&run_args(&[
+            "-i",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat; echo to-stderr >&2",
+        ])),
+        b"piped line\n",
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
+    assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
+}
+
+/// podman run -t --rm: terminal through --console-socket.
+fn run_tty(p: &Podman) {
+    let out = p.out(&run_args(&[
+        "-t",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "tty; echo tty-ok; exit 3",
+    ]));
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "no pty: {}", describe(&out));
+    assert!(text.contains("tty-ok"), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+}
+
+/// podman run of a missing binary exits 127.
+fn run_missing_binary(p: &Podman) {
+    let out = p.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+}
+
+/// podman run of a non-executable file exits 126.
+fn run_not_executable(p: &Podman) {
+    let out = p.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
+    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+}
+
+/// podman run -d: running, state visible to pinc.
+fn run_detached(p: &Podman, pinc: &Path, script: &str, ids: &mut Vec<String>) {
+    let out = p.out(&run_args(&[
+        "-d", "--name", "long", IMAGE, "sh", "-c", script,
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(id.len(), 64, "podman run -d printed {id:?}");
+    ids.push(id.clone());
+    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "running");
+    let pid: i64 = inspect(p, "{{.State.Pid}}", "long")
+        .parse()
+        .expect("numeric pid");
+    let st = pinc_state(pinc, &id);
+    assert_eq!(st["status"], "running", "pinc state: {st}");
+    assert_eq!(st["pid"].as_i64(), Some(pid), "pinc state: {st}");
+    assert!(
+        wait_until(Duration::from_secs(5), || p
+            .ok(&["logs", "long"])
+            .contains("started")),
+        "podman logs never showed the container's output"
+    );
+}
+
+/// podman exec: output and exit code.
+fn exec_output(p: &Podman) {
+    let out = p.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 5"]);
+    assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    let out = p.out(&["exec", "long", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+/// podman exec: -i stdin, -e, -u, -w.
+fn exec_options(p: &Podman) {
+    let out = run_with_input(
+        &mut p.podman(&["exec", "-i", "long", "cat"]),
+        b"via stdin\n",
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
+    let out = p.out(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "-u",
+        "65534:65534",
+        "-w",
+        "/tmp",
+        "long",
+        "sh",
+        "-c",
+        "echo $FOO $(id -u):$(id -g) $(pwd)",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
+}
+
+/// podman exec of a missing binary exits 127.
+fn exec_missing_binary(p: &Podman) {
+    let out = p.out(&["exec", "long", "/no/such/binary"]);
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    let out = p.out(&["exec", "long", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "running");
+}
+
+/// podman exec of a non-executable file exits 126.
+fn exec_not_executable(p: &Podman) {
+    let out = p.out(&["exec", "long", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+}
+
+/// podman exec -t: terminal through --console-socket.
+fn exec_tty(p: &Podman) {
+    let out = p.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
+    assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+/// podman pause / unpause.
+fn pause_unpause(p: &Podman) {
+    p.ok(&["pause", "long"]);
+    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "paused");
+    p.ok(&["unpause", "long"]);
+    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "running");
+    let out = p.out(&["exec", "long", "echo", "alive"]);
+    assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
+}
+
+/// podman stop: SIGTERM reaches the container, fast.
+fn stop_sigterm(p: &Podman) {
+    let t = Instant::now();
+    p.ok(&["stop", "long"]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "podman stop took {took:?}");
+    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "exited");
+    assert_eq!(inspect(p, "{{.State.ExitCode}}", "long"), "0");
+    assert!(
+        p.ok(&["logs", "long"]).contains("got-term"),
+        "the TERM trap did not run"
+    );
+}
+
+/// podman rm -f of a running container.
+fn rm_force_running(p: &Podman, ids: &mut Vec<String>) {
+    let out = p.out(&run_args(&[
+        "-d", "--name", "doomed", IMAGE, "sleep", "1000",
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let id = stdout(&out).trim().to_string();
+    ids.push(id.clone());
+    let pid: i32 = inspect(p, "{{.State.Pid}}", "doomed")
+        .parse()
+        .expect("numeric pid");
+    assert!(process_alive(pid), "init {pid} not running");
+    assert!(
+        !cgroup_dirs_containing(&id).is_empty(),
+        "no cgroup named after {id} while it runs"
+    );
+    let t = Instant::now();
+    p.ok(&["rm", "-f", "-t", "2", "doomed"]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "podman rm -f took {took:?}");
+    assert!(
+        !p.out(&["inspect", "doomed"]).status.success(),
+        "container still exists"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !process_alive(pid)),
+        "container init {pid} still alive after rm -f"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !state_dir(&id).exists()),
+        "pinc state of {id} left in {PINC_DEFAULT_ROOT}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
+            .is_empty()),
+        "cgroups left after rm -f: {:?}",
+        cgroup_dirs_containing(&id)
+    );
+}
+
+/// podman rm of the stopped container.
+fn rm_stopped(p: &Podman) {
+    p.ok(&["rm", "long"]);
+    let left = p.ok(&["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "containers left: {left}");
 }
