@@ -100,400 +100,80 @@ fn docker_engine_runs_containers_with_pinc() {
     let mut s = Scenarios::new();
 
     s.run("docker run --rm: output and exit code", || {
-        let out = d.out(&run_args(&["--rm", IMAGE, "sh", "-c", "echo hi; exit 7"]));
-        assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
-        assert!(
-            pinc_state_root(&d.exec_root).is_some(),
-            "no pinc state root (.pinc) under {}: was pinc used?",
-            d.exec_root.display()
-        );
-        let left = d.ok(&["ps", "-aq"]);
-        assert!(left.trim().is_empty(), "--rm left containers: {left}");
+        run_rm_output(&d)
     });
 
     s.run("docker run -i --rm: stdin, stdout and stderr", || {
-        let out = run_with_input(
-            &mut d.docker(&run_args(&[
-                "-i",
-                "--rm",
-                IMAGE,
-                "sh",
-                "-c",
-                "cat; echo to-stderr >&2",
-            ])),
-            b"piped line\n",
-            CMD_TIMEOUT,
-        );
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
-        assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
+        run_stdin(&d)
     });
 
     s.run(
         "docker run -t --rm: terminal through --console-socket",
-        || {
-            let out = d.out(&run_args(&[
-                "-t",
-                "--rm",
-                IMAGE,
-                "sh",
-                "-c",
-                "tty; echo tty-ok; exit 3",
-            ]));
-            let text = stdout(&out);
-            assert!(text.contains("/dev/pts/"), "no pty: {}", describe(&out));
-            assert!(text.contains("tty-ok\r\n"), "{}", describe(&out));
-            assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-        },
+        || run_tty(&d),
     );
 
     s.run("docker run of a missing binary exits 127", || {
-        let out = d.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
-        assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+        run_missing_binary(&d)
     });
 
     s.run("docker run of a non-executable file exits 126", || {
-        let out = d.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
-        assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+        run_not_executable(&d)
     });
 
     s.run(
         "docker run: --user, --workdir, -e, --hostname, --read-only",
-        || {
-            let out = d.out(&run_args(&[
-                "--rm",
-                "--user",
-                "65534:65534",
-                "--workdir",
-                "/tmp",
-                "-e",
-                "GREETING=hello there",
-                "--hostname",
-                "pinc-host",
-                "--read-only",
-                IMAGE,
-                "sh",
-                "-c",
-                concat!(
-                    "id -u; id -g; pwd; echo \"$GREETING\"; hostname; ",
-                    "touch /x 2>/dev/null && echo writable || echo read-only"
-                ),
-            ]));
-            assert!(out.status.success(), "{}", describe(&out));
-            assert_eq!(
-                stdout(&out),
-                "65534\n65534\n/tmp\nhello there\npinc-host\nread-only\n",
-                "{}",
-                describe(&out)
-            );
-        },
+        || run_options(&d),
     );
 
     s.run(
         "docker run --memory/--pids-limit, then docker update",
-        || {
-            let id = d
-                .ok(&run_args(&[
-                    "-d",
-                    "--name",
-                    "limited",
-                    "--memory",
-                    "64m",
-                    "--pids-limit",
-                    "100",
-                    IMAGE,
-                    "sleep",
-                    "1000",
-                ]))
-                .trim()
-                .to_string();
-            // cgroupfs driver, cgroup v1: /sys/fs/cgroup/<ctrl>/docker/<id>.
-            assert!(
-                Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
-                "this scenario expects cgroup v1 memory and pids hierarchies (hybrid, as on CI)"
-            );
-            let mem = Path::new("/sys/fs/cgroup/memory/docker")
-                .join(&id)
-                .join("memory.limit_in_bytes");
-            let pids = Path::new("/sys/fs/cgroup/pids/docker")
-                .join(&id)
-                .join("pids.max");
-            let read = |p: &Path| {
-                fs::read_to_string(p)
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-                    .trim()
-                    .to_string()
-            };
-            assert_eq!(read(&mem), (64u64 << 20).to_string());
-            assert_eq!(read(&pids), "100");
-            d.ok(&[
-                "update",
-                "--memory",
-                "128m",
-                "--memory-swap",
-                "256m",
-                "--pids-limit",
-                "200",
-                "limited",
-            ]);
-            assert_eq!(read(&mem), (128u64 << 20).to_string());
-            assert_eq!(read(&pids), "200");
-            d.ok(&["rm", "-f", "limited"]);
-            assert!(
-                wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
-                    .is_empty()),
-                "cgroups left after rm -f: {:?}",
-                cgroup_dirs_containing(&id)
-            );
-        },
+        || resources_and_update(&d),
     );
 
     // A long-running container shared by the next scenarios.
     let script = "echo started; trap 'echo got-term; exit 0' TERM; while :; do sleep 1; done";
     let mut long_id = String::new();
     s.run("docker run -d: running, state visible to pinc", || {
-        let out = d.out(&run_args(&[
-            "-d", "--name", "long", IMAGE, "sh", "-c", script,
-        ]));
-        assert!(out.status.success(), "{}", describe(&out));
-        long_id = stdout(&out).trim().to_string();
-        assert_eq!(long_id.len(), 64, "docker run -d printed {long_id:?}");
-        assert_eq!(inspect(&d, "{{.State.Running}}", "long"), "true");
-        let pid: i32 = inspect(&d, "{{.State.Pid}}", "long")
-            .parse()
-            .expect("numeric pid");
-        assert!(pid > 0 && process_alive(pid), "init pid {pid} not alive");
-        let root = pinc_state_root(&d.exec_root).expect("pinc state root");
-        let st = pinc_state(&pinc, &root, &long_id);
-        assert_eq!(st["status"], "running", "pinc state: {st}");
-        assert_eq!(st["pid"].as_i64(), Some(i64::from(pid)), "pinc state: {st}");
-        assert!(
-            wait_until(Duration::from_secs(5), || d
-                .ok(&["logs", "long"])
-                .contains("started")),
-            "docker logs never showed the container's output"
-        );
+        run_detached(&d, &pinc, script, &mut long_id)
     });
 
-    s.run("docker exec: output and exit code", || {
-        let out = d.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 3"]);
-        assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-        let out = d.out(&["exec", "long", "true"]);
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    });
+    s.run("docker exec: output and exit code", || exec_output(&d));
 
-    s.run("docker exec: -i stdin, -e, -u, -w", || {
-        let out = run_with_input(
-            &mut d.docker(&["exec", "-i", "long", "cat"]),
-            b"via stdin\n",
-            CMD_TIMEOUT,
-        );
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
-        let out = d.out(&[
-            "exec",
-            "-e",
-            "FOO=bar",
-            "-u",
-            "65534:65534",
-            "-w",
-            "/tmp",
-            "long",
-            "sh",
-            "-c",
-            "echo $FOO $(id -u):$(id -g) $(pwd)",
-        ]);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
-    });
+    s.run("docker exec: -i stdin, -e, -u, -w", || exec_options(&d));
 
     s.run(
         "docker exec of a missing binary fails (126, as with runc)",
-        || {
-            // Docker 20.10 reports every failed exec start as 126 (runc too).
-            for cmd in ["/no/such/binary", "no-such-command"] {
-                let out = d.out(&["exec", "long", cmd]);
-                assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
-                let text = format!("{}{}", stdout(&out), stderr(&out));
-                assert!(text.contains(cmd), "error does not name {cmd}: {text}");
-            }
-            // The container must be unaffected.
-            assert_eq!(inspect(&d, "{{.State.Running}}", "long"), "true");
-        },
+        || exec_missing_binary(&d),
     );
 
     s.run("docker exec of a non-executable file exits 126", || {
-        let out = d.out(&["exec", "long", "/etc/passwd"]);
-        assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+        exec_not_executable(&d)
     });
 
     s.run("docker exec -t: terminal through --console-socket", || {
-        let out = d.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
-        assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
-        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        exec_tty(&d)
     });
 
-    s.run("docker top: lists the container's processes", || {
-        let pid = inspect(&d, "{{.State.Pid}}", "long");
-        let out = d.ok(&["top", "long"]);
-        let mut lines = out.lines();
-        let header = lines.next().unwrap_or_default();
-        assert!(
-            header.contains("PID") && header.contains("CMD"),
-            "header: {out}"
-        );
-        let rows: Vec<&str> = lines.collect();
-        assert!(
-            rows.iter()
-                .any(|r| r.split_whitespace().nth(1) == Some(pid.as_str()) && r.contains("trap")),
-            "init pid {pid} (sh -c ...trap...) not listed:\n{out}"
-        );
-        assert!(
-            rows.iter().all(|r| !r.contains("dockerd")),
-            "docker top lists host processes:\n{out}"
-        );
-    });
+    s.run("docker top: lists the container's processes", || top(&d));
 
-    s.run("docker pause / unpause", || {
-        d.ok(&["pause", "long"]);
-        assert_eq!(inspect(&d, "{{.State.Status}}", "long"), "paused");
-        d.ok(&["unpause", "long"]);
-        assert_eq!(inspect(&d, "{{.State.Status}}", "long"), "running");
-        let out = d.out(&["exec", "long", "echo", "alive"]);
-        assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
-    });
+    s.run("docker pause / unpause", || pause_unpause(&d));
 
     s.run("docker stop: SIGTERM reaches the container, fast", || {
-        let t = Instant::now();
-        d.ok(&["stop", "long"]);
-        let took = t.elapsed();
-        // Default grace is 10s: a container that never saw SIGTERM takes >10s.
-        assert!(took < Duration::from_secs(8), "docker stop took {took:?}");
-        assert_eq!(inspect(&d, "{{.State.Running}}", "long"), "false");
-        assert_eq!(inspect(&d, "{{.State.ExitCode}}", "long"), "0");
-        assert!(
-            d.ok(&["logs", "long"]).contains("got-term"),
-            "the TERM trap did not run"
-        );
-        let root = pinc_state_root(&d.exec_root).expect("pinc state root");
-        assert!(
-            wait_until(Duration::from_secs(5), || !root.join(&long_id).exists()),
-            "pinc state of {long_id} still in {} after stop",
-            root.display()
-        );
+        stop_sigterm(&d, &long_id)
     });
 
-    s.run("docker start of a stopped container", || {
-        d.ok(&["start", "long"]);
-        assert_eq!(inspect(&d, "{{.State.Running}}", "long"), "true");
-        let out = d.out(&["exec", "long", "echo", "again"]);
-        assert_eq!(stdout(&out), "again\n", "{}", describe(&out));
-    });
+    s.run("docker start of a stopped container", || start_stopped(&d));
 
     s.run("docker stop -t 1: escalates to SIGKILL", || {
-        d.ok(&run_args(&[
-            "-d", "--name", "stubborn", IMAGE, "sleep", "1000",
-        ]));
-        let t = Instant::now();
-        d.ok(&["stop", "-t", "1", "stubborn"]);
-        let took = t.elapsed();
-        assert!(
-            took < Duration::from_secs(8),
-            "docker stop -t 1 took {took:?}"
-        );
-        assert_eq!(inspect(&d, "{{.State.Running}}", "stubborn"), "false");
-        assert_eq!(inspect(&d, "{{.State.ExitCode}}", "stubborn"), "137");
+        stop_escalates(&d)
     });
 
     s.run("docker rm -f of a running container", || {
-        let id = d
-            .ok(&run_args(&[
-                "-d", "--name", "doomed", IMAGE, "sleep", "1000",
-            ]))
-            .trim()
-            .to_string();
-        let pid: i32 = inspect(&d, "{{.State.Pid}}", "doomed")
-            .parse()
-            .expect("numeric pid");
-        assert!(process_alive(pid));
-        assert!(
-            !cgroup_dirs_containing(&id).is_empty(),
-            "no cgroup named after {id} while it runs"
-        );
-        let t = Instant::now();
-        d.ok(&["rm", "-f", "doomed"]);
-        let took = t.elapsed();
-        assert!(took < Duration::from_secs(8), "docker rm -f took {took:?}");
-        let out = d.out(&["inspect", "doomed"]);
-        assert!(
-            !out.status.success(),
-            "container still exists: {}",
-            describe(&out)
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || !process_alive(pid)),
-            "container init {pid} still alive after rm -f"
-        );
-        let root = pinc_state_root(&d.exec_root).expect("pinc state root");
-        assert!(
-            wait_until(Duration::from_secs(5), || !root.join(&id).exists()),
-            "pinc state of {id} left in {}",
-            root.display()
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
-                .is_empty()),
-            "cgroups left after rm -f: {:?}",
-            cgroup_dirs_containing(&id)
-        );
+        rm_force_running(&d)
     });
 
     s.run("engine shutdown stops running containers", || {
-        d.ok(&["rm", "-f", "long", "stubborn"]);
-        // dockerd stops running containers on SIGTERM: TERM, and KILL after
-        // the container's stop timeout.
-        let last = d
-            .ok(&run_args(&[
-                "-d",
-                "--stop-timeout",
-                "1",
-                "--name",
-                "last",
-                IMAGE,
-                "sleep",
-                "1000",
-            ]))
-            .trim()
-            .to_string();
-        let pid: i32 = inspect(&d, "{{.State.Pid}}", "last")
-            .parse()
-            .expect("numeric pid");
-        let root = pinc_state_root(&d.exec_root).expect("pinc state root");
-        let t = Instant::now();
-        d.shutdown();
-        let took = t.elapsed();
-        eprintln!("dockerd stopped in {took:.2?}");
-        assert!(!d.running(), "dockerd still running");
-        assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
-        assert!(
-            wait_until(Duration::from_secs(5), || !process_alive(pid)),
-            "container init {pid} survived the engine shutdown"
-        );
-        assert!(
-            wait_until(Duration::from_secs(5), || !root.join(&last).exists()),
-            "pinc state of {last} left after the engine shutdown"
-        );
-        let left: Vec<String> = fs::read_dir(&root)
-            .map(|it| {
-                it.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != ".pinc")
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(left.is_empty(), "pinc state left after shutdown: {left:?}");
+        engine_shutdown(&mut d)
     });
 
     drop(d);
@@ -502,4 +182,406 @@ fn docker_engine_runs_containers_with_pinc() {
         started.elapsed()
     );
     s.finish();
+}
+
+/// docker run --rm: output and exit code.
+fn run_rm_output(d: &Dockerd) {
+    let out = d.out(&run_args(&["--rm", IMAGE, "sh", "-c", "echo hi; exit 7"]));
+    assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    assert!(
+        pinc_state_root(&d.exec_root).is_some(),
+        "no pinc state root (.pinc) under {}: was pinc used?",
+        d.exec_root.display()
+    );
+    let left = d.ok(&["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "--rm left containers: {left}");
+}
+
+/// docker run -i --rm: stdin, stdout and stderr.
+fn run_stdin(d: &Dockerd) {
+    let out = run_with_input(
+        &mut d.docker(&run_args(&[
+            "-i",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat; echo to-stderr >&2",
+        ])),
+        b"piped line\n",
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
+    assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
+}
+
+/// docker run -t --rm: terminal through --console-socket.
+fn run_tty(d: &Dockerd) {
+    let out = d.out(&run_args(&[
+        "-t",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "tty; echo tty-ok; exit 3",
+    ]));
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "no pty: {}", describe(&out));
+    assert!(text.contains("tty-ok\r\n"), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+}
+
+/// docker run of a missing binary exits 127.
+fn run_missing_binary(d: &Dockerd) {
+    let out = d.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+}
+
+/// docker run of a non-executable file exits 126.
+fn run_not_executable(d: &Dockerd) {
+    let out = d.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
+    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+}
+
+/// docker run: --user, --workdir, -e, --hostname, --read-only.
+fn run_options(d: &Dockerd) {
+    let out = d.out(&run_args(&[
+        "--rm",
+        "--user",
+        "65534:65534",
+        "--workdir",
+        "/tmp",
+        "-e",
+        "GREETING=hello there",
+        "--hostname",
+        "pinc-host",
+        "--read-only",
+        IMAGE,
+        "sh",
+        "-c",
+        concat!(
+            "id -u; id -g; pwd; echo \"$GREETING\"; hostname; ",
+            "touch /x 2>/dev/null && echo writable || echo read-only"
+        ),
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        stdout(&out),
+        "65534\n65534\n/tmp\nhello there\npinc-host\nread-only\n",
+        "{}",
+        describe(&out)
+    );
+}
+
+/// docker run --memory/--pids-limit, then docker update.
+fn resources_and_update(d: &Dockerd) {
+    let id = d
+        .ok(&run_args(&[
+            "-d",
+            "--name",
+            "limited",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "100",
+            IMAGE,
+            "sleep",
+            "1000",
+        ]))
+        .trim()
+        .to_string();
+    // cgroupfs driver, cgroup v1: /sys/fs/cgroup/<ctrl>/docker/<id>.
+    assert!(
+        Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
+        "this scenario expects cgroup v1 memory and pids hierarchies (hybrid, as on CI)"
+    );
+    let mem = Path::new("/sys/fs/cgroup/memory/docker")
+        .join(&id)
+        .join("memory.limit_in_bytes");
+    let pids = Path::new("/sys/fs/cgroup/pids/docker")
+        .join(&id)
+        .join("pids.max");
+    let read = |p: &Path| {
+        fs::read_to_string(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read(&mem), (64u64 << 20).to_string());
+    assert_eq!(read(&pids), "100");
+    d.ok(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "200",
+        "limited",
+    ]);
+    assert_eq!(read(&mem), (128u64 << 20).to_string());
+    assert_eq!(read(&pids), "200");
+    d.ok(&["rm", "-f", "limited"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
+            .is_empty()),
+        "cgroups left after rm -f: {:?}",
+        cgroup_dirs_containing(&id)
+    );
+}
+
+/// docker run -d: running, state visible to pinc.
+fn run_detached(d: &Dockerd, pinc: &Path, script: &str, long_id: &mut String) {
+    let out = d.out(&run_args(&[
+        "-d", "--name", "long", IMAGE, "sh", "-c", script,
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    *long_id = stdout(&out).trim().to_string();
+    assert_eq!(long_id.len(), 64, "docker run -d printed {long_id:?}");
+    assert_eq!(inspect(d, "{{.State.Running}}", "long"), "true");
+    let pid: i32 = inspect(d, "{{.State.Pid}}", "long")
+        .parse()
+        .expect("numeric pid");
+    assert!(pid > 0 && process_alive(pid), "init pid {pid} not alive");
+    let root = pinc_state_root(&d.exec_root).expect("pinc state root");
+    let st = pinc_state(pinc, &root, long_id);
+    assert_eq!(st["status"], "running", "pinc state: {st}");
+    assert_eq!(st["pid"].as_i64(), Some(i64::from(pid)), "pinc state: {st}");
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .ok(&["logs", "long"])
+            .contains("started")),
+        "docker logs never showed the container's output"
+    );
+}
+
+/// docker exec: output and exit code.
+fn exec_output(d: &Dockerd) {
+    let out = d.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 3"]);
+    assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let out = d.out(&["exec", "long", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+/// docker exec: -i stdin, -e, -u, -w.
+fn exec_options(d: &Dockerd) {
+    let out = run_with_input(
+        &mut d.docker(&["exec", "-i", "long", "cat"]),
+        b"via stdin\n",
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
+    let out = d.out(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "-u",
+        "65534:65534",
+        "-w",
+        "/tmp",
+        "long",
+        "sh",
+        "-c",
+        "echo $FOO $(id -u):$(id -g) $(pwd)",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
+}
+
+/// docker exec of a missing binary fails (126, as with runc).
+fn exec_missing_binary(d: &Dockerd) {
+    // Docker 20.10 reports every failed exec start as 126 (runc too).
+    for cmd in ["/no/such/binary", "no-such-command"] {
+        let out = d.out(&["exec", "long", cmd]);
+        assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(text.contains(cmd), "error does not name {cmd}: {text}");
+    }
+    // The container must be unaffected.
+    assert_eq!(inspect(d, "{{.State.Running}}", "long"), "true");
+}
+
+/// docker exec of a non-executable file exits 126.
+fn exec_not_executable(d: &Dockerd) {
+    let out = d.out(&["exec", "long", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
+}
+
+/// docker exec -t: terminal through --console-socket.
+fn exec_tty(d: &Dockerd) {
+    let out = d.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
+    assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+/// docker top: lists the container's processes.
+fn top(d: &Dockerd) {
+    let pid = inspect(d, "{{.State.Pid}}", "long");
+    let out = d.ok(&["top", "long"]);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.contains("PID") && header.contains("CMD"),
+        "header: {out}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.split_whitespace().nth(1) == Some(pid.as_str()) && r.contains("trap")),
+        "init pid {pid} (sh -c ...trap...) not listed:\n{out}"
+    );
+    assert!(
+        rows.iter().all(|r| !r.contains("dockerd")),
+        "docker top lists host processes:\n{out}"
+    );
+}
+
+/// docker pause / unpause.
+fn pause_unpause(d: &Dockerd) {
+    d.ok(&["pause", "long"]);
+    assert_eq!(inspect(d, "{{.State.Status}}", "long"), "paused");
+    d.ok(&["unpause", "long"]);
+    assert_eq!(inspect(d, "{{.State.Status}}", "long"), "running");
+    let out = d.out(&["exec", "long", "echo", "alive"]);
+    assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
+}
+
+/// docker stop: SIGTERM reaches the container, fast.
+fn stop_sigterm(d: &Dockerd, long_id: &str) {
+    let t = Instant::now();
+    d.ok(&["stop", "long"]);
+    let took = t.elapsed();
+    // Default grace is 10s: a container that never saw SIGTERM takes >10s.
+    assert!(took < Duration::from_secs(8), "docker stop took {took:?}");
+    assert_eq!(inspect(d, "{{.State.Running}}", "long"), "false");
+    assert_eq!(inspect(d, "{{.State.ExitCode}}", "long"), "0");
+    assert!(
+        d.ok(&["logs", "long"]).contains("got-term"),
+        "the TERM trap did not run"
+    );
+    let root = pinc_state_root(&d.exec_root).expect("pinc state root");
+    assert!(
+        wait_until(Duration::from_secs(5), || !root.join(long_id).exists()),
+        "pinc state of {long_id} still in {} after stop",
+        root.display()
+    );
+}
+
+/// docker start of a stopped container.
+fn start_stopped(d: &Dockerd) {
+    d.ok(&["start", "long"]);
+    assert_eq!(inspect(d, "{{.State.Running}}", "long"), "true");
+    let out = d.out(&["exec", "long", "echo", "again"]);
+    assert_eq!(stdout(&out), "again\n", "{}", describe(&out));
+}
+
+/// docker stop -t 1: escalates to SIGKILL.
+fn stop_escalates(d: &Dockerd) {
+    d.ok(&run_args(&[
+        "-d", "--name", "stubborn", IMAGE, "sleep", "1000",
+    ]));
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "1", "stubborn"]);
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "docker stop -t 1 took {took:?}"
+    );
+    assert_eq!(inspect(d, "{{.State.Running}}", "stubborn"), "false");
+    assert_eq!(inspect(d, "{{.State.ExitCode}}", "stubborn"), "137");
+}
+
+/// docker rm -f of a running container.
+fn rm_force_running(d: &Dockerd) {
+    let id = d
+        .ok(&run_args(&[
+            "-d", "--name", "doomed", IMAGE, "sleep", "1000",
+        ]))
+        .trim()
+        .to_string();
+    let pid: i32 = inspect(d, "{{.State.Pid}}", "doomed")
+        .parse()
+        .expect("numeric pid");
+    assert!(process_alive(pid));
+    assert!(
+        !cgroup_dirs_containing(&id).is_empty(),
+        "no cgroup named after {id} while it runs"
+    );
+    let t = Instant::now();
+    d.ok(&["rm", "-f", "doomed"]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "docker rm -f took {took:?}");
+    let out = d.out(&["inspect", "doomed"]);
+    assert!(
+        !out.status.success(),
+        "container still exists: {}",
+        describe(&out)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !process_alive(pid)),
+        "container init {pid} still alive after rm -f"
+    );
+    let root = pinc_state_root(&d.exec_root).expect("pinc state root");
+    assert!(
+        wait_until(Duration::from_secs(5), || !root.join(&id).exists()),
+        "pinc state of {id} left in {}",
+        root.display()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || cgroup_dirs_containing(&id)
+            .is_empty()),
+        "cgroups left after rm -f: {:?}",
+        cgroup_dirs_containing(&id)
+    );
+}
+
+/// engine shutdown stops running containers.
+fn engine_shutdown(d: &mut Dockerd) {
+    d.ok(&["rm", "-f", "long", "stubborn"]);
+    // dockerd stops running containers on SIGTERM: TERM, and KILL after
+    // the container's stop timeout.
+    let last = d
+        .ok(&run_args(&[
+            "-d",
+            "--stop-timeout",
+            "1",
+            "--name",
+            "last",
+            IMAGE,
+            "sleep",
+            "1000",
+        ]))
+        .trim()
+        .to_string();
+    let pid: i32 = inspect(d, "{{.State.Pid}}", "last")
+        .parse()
+        .expect("numeric pid");
+    let root = pinc_state_root(&d.exec_root).expect("pinc state root");
+    let t = Instant::now();
+    d.shutdown();
+    let took = t.elapsed();
+    eprintln!("dockerd stopped in {took:.2?}");
+    assert!(!d.running(), "dockerd still running");
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !process_alive(pid)),
+        "container init {pid} survived the engine shutdown"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !root.join(&last).exists()),
+        "pinc state of {last} left after the engine shutdown"
+    );
+    let left: Vec<String> = fs::read_dir(&root)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".pinc")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "pinc state left after shutdown: {left:?}");
 }
