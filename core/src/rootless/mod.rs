@@ -48,8 +48,22 @@ pub enum RootlessError {
     },
     #[error("rootless: failed to mount a scratch cgroupfs on /sys/fs/cgroup")]
     Mount(#[source] nix::Error),
-    #[error("rootless: {0}")]
-    Spec(String),
+    #[error(
+        "rootless: the spec maps ids that are not yours: container root must be your ids \
+         ({uid}:{gid}), and further ids must come from your /etc/subuid and /etc/subgid ranges \
+         (as `pinc spec --rootless` writes them)"
+    )]
+    ForeignIds { uid: u32, gid: u32 },
+    #[error(
+        "rootless: process.user {uid}:{gid} is not mapped in this rootless container \
+         (mapped: uids {uids}, gids {gids})"
+    )]
+    UnmappedUser {
+        uid: u32,
+        gid: u32,
+        uids: String,
+        gids: String,
+    },
     #[error(transparent)]
     Subid(#[from] subid::SubidError),
     #[error("rootless: cgroups are not delegated to uid {uid} ({dir} is not writable), so these limits cannot be enforced: {limits}")]
@@ -142,11 +156,7 @@ pub fn adapt_spec(
     if !subid::allowed(&maps.uid, uid, subids.map(|s| s.0))
         || !subid::allowed(&maps.gid, gid, subids.map(|s| s.1))
     {
-        return Err(RootlessError::Spec(format!(
-            "the spec maps ids that are not yours: container root must be your ids ({uid}:{gid}), \
-             and further ids must come from your /etc/subuid and /etc/subgid ranges \
-             (as `pinc spec --rootless` writes them)"
-        )));
+        return Err(RootlessError::ForeignIds { uid, gid });
     }
     if let Some(user) = spec.process().as_ref().map(|p| p.user()) {
         let mapped = |maps: &[subid::IdMap], id: u32| {
@@ -155,13 +165,12 @@ pub fn adapt_spec(
             })
         };
         if !mapped(&maps.uid, user.uid()) || !mapped(&maps.gid, user.gid()) {
-            return Err(RootlessError::Spec(format!(
-                "process.user {}:{} is not mapped in this rootless container (mapped: uids {}, gids {})",
-                user.uid(),
-                user.gid(),
-                describe_maps(&maps.uid),
-                describe_maps(&maps.gid)
-            )));
+            return Err(RootlessError::UnmappedUser {
+                uid: user.uid(),
+                gid: user.gid(),
+                uids: describe_maps(&maps.uid),
+                gids: describe_maps(&maps.gid),
+            });
         }
     }
     if let Some(namespaces) = linux.namespaces().clone() {

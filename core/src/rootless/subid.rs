@@ -34,8 +34,9 @@ pub enum SubidError {
         #[source]
         source: std::io::Error,
     },
-    #[error("rootless: newuidmap/newgidmap failed: {0}")]
-    Failed(String),
+    /// The helper refused; what it printed, one line.
+    #[error("rootless: newuidmap/newgidmap failed: {stderr}")]
+    HelperFailed { stderr: String },
 }
 
 /// The ranges for a user in a subuid/subgid file (`name:start:count` or
@@ -186,11 +187,11 @@ impl MapWriter {
                 source,
             })?;
         if !out.status.success() {
-            return Err(SubidError::Failed(
-                String::from_utf8_lossy(&out.stderr)
+            return Err(SubidError::HelperFailed {
+                stderr: String::from_utf8_lossy(&out.stderr)
                     .trim()
                     .replace('\n', "; "),
-            ));
+            });
         }
         Ok(())
     }

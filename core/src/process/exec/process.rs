@@ -54,7 +54,7 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid process file {path}: {source}")]
+    #[error("invalid process file {path}")]
     Parse {
         path: PathBuf,
         #[source]
