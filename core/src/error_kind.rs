@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(stage(select.into()).kind(), ErrorKind::InvalidSpec);
         // A malformed request fails before any stage, as the spec's fault.
         let request = crate::pipeline::Request::from_parts(
-            &[("pinc.io/hpc".to_string(), "ture".to_string())].into(),
+            &[("pinc.io/hpc".to_string(), "treu".to_string())].into(),
             &[],
         )
         .expect_err("typo");

@@ -253,7 +253,7 @@ mod tests {
         for no in ["0", "FALSE", "no", "off"] {
             assert_eq!(parse_bool("k", no), Ok(false), "{no}");
         }
-        for bad in ["ture", "", "2", "enabled"] {
+        for bad in ["treu", "", "2", "enabled"] {
             let err = parse_bool("PINC_HPC", bad).expect_err(bad);
             assert_eq!(
                 err.to_string(),

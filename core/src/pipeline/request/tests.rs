@@ -52,10 +52,10 @@ fn every_boolean_key_uses_the_one_parser() {
         };
         assert!(flag(&on) && !flag(&off), "{key}");
         // A typo is refused, naming the variable: it was silently off.
-        let err = read(&[], &[&format!("{var}=ture")]).expect_err("typo");
+        let err = read(&[], &[&format!("{var}=treu")]).expect_err("typo");
         assert_eq!(
             err.to_string(),
-            format!("{var}: invalid value \"ture\": on or off")
+            format!("{var}: invalid value \"treu\": on or off")
         );
     }
 }
