@@ -6,7 +6,7 @@ use std::time::Duration;
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
 
-use super::{ps, state};
+use super::{load, ps};
 use crate::error::{Error, Result};
 use crate::RuntimeRoot;
 
@@ -47,8 +47,8 @@ pub fn events(
     once: bool,
     mut emit: impl FnMut(&serde_json::Value) -> std::io::Result<()>,
 ) -> Result<()> {
-    let container = state::load(root, id)?;
-    state::require_cgroups(&container, "read stats of")?;
+    let container = load::load(root, id)?;
+    load::require_cgroups(&container, "read stats of")?;
     let manager = ps::cgroup_manager(&container)?;
     loop {
         let stats = manager.stats().map_err(Box::new)?;
@@ -58,7 +58,7 @@ pub fn events(
             return Ok(());
         }
         std::thread::sleep(interval);
-        let status = state::load(root, id).map(|c| c.status());
+        let status = load::load(root, id).map(|c| c.status());
         if !matches!(
             status,
             Ok(ContainerStatus::Running | ContainerStatus::Paused)

@@ -1,11 +1,15 @@
-//! The lifecycle verbs, one module each, over libcontainer's `Container`.
+//! The lifecycle verbs, one module each, over libcontainer's `Container`;
+//! `load` holds what they share: loading, locking and common refusals.
 
 pub mod create;
+pub mod delete;
 pub mod events;
+pub mod kill;
 pub mod list;
+pub mod load;
+pub mod pause;
 pub mod ps;
 pub mod run;
+pub mod start;
 pub mod state;
 pub mod update;
-
-pub use state::{delete, kill, load, pause, resume, start, state, status_name, view, StateView};

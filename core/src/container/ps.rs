@@ -6,7 +6,7 @@ use std::process::Command;
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
 use libcontainer::container::Container;
 
-use super::state;
+use super::load;
 use crate::error::{Error, Result};
 use crate::state::sidecar::Sidecar;
 use crate::RuntimeRoot;
@@ -51,7 +51,7 @@ pub(crate) fn pids_by_namespace(init_pid: i32) -> Vec<i32> {
 
 /// The pids of every process in the container.
 pub fn pids(root: &RuntimeRoot, id: &str) -> Result<Vec<i32>> {
-    let container = state::load(root, id)?;
+    let container = load::load(root, id)?;
     if Sidecar::load(&container.root).sandbox {
         return Ok(container
             .pid()

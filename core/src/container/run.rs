@@ -6,7 +6,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::create::{create, CreateOptions};
-use super::state;
+use super::{delete, start};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::RuntimeRoot;
@@ -97,8 +97,8 @@ pub fn run(root: &RuntimeRoot, opts: &RunOptions, pipeline: &Pipeline) -> Result
     let id = opts.create.id.as_str();
     let created = create(root, &opts.create, pipeline)?;
     let set = block_signals()?;
-    if let Err(e) = state::start(root, id) {
-        let _ = state::delete(root, id, true);
+    if let Err(e) = start::start(root, id) {
+        let _ = delete::delete(root, id, true);
         return Err(e);
     }
     if opts.create.detach {
@@ -109,7 +109,7 @@ pub fn run(root: &RuntimeRoot, opts: &RunOptions, pipeline: &Pipeline) -> Result
         crate::rootless::leave_scratch();
     }
     if !opts.keep {
-        state::delete(root, id, true)?;
+        delete::delete(root, id, true)?;
     }
     Ok(code)
 }

@@ -8,7 +8,7 @@ use libcontainer::oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
 };
 
-use super::{ps, state};
+use super::{load, ps};
 use crate::error::{Error, Result};
 use crate::RuntimeRoot;
 
@@ -95,8 +95,8 @@ pub fn resources(opts: &UpdateOptions) -> Result<LinuxResources> {
 
 pub fn update(root: &RuntimeRoot, opts: &UpdateOptions) -> Result<()> {
     let resources = resources(opts)?;
-    let (_lock, container) = state::locked(root, &opts.id)?;
-    state::require_cgroups(&container, "update")?;
+    let (_lock, container) = load::locked(root, &opts.id)?;
+    load::require_cgroups(&container, "update")?;
     let manager = ps::cgroup_manager(&container)?;
     manager
         .apply(&ControllerOpt {

@@ -1,8 +1,8 @@
-use pinc_core::container;
+use pinc_core::container::kill;
 
 use crate::cli::{Global, Kill};
 
 pub fn run(args: &Kill, global: &Global) -> anyhow::Result<i32> {
-    container::kill(&super::root(global), &args.id, &args.signal, args.all)?;
+    kill::kill(&super::root(global), &args.id, &args.signal, args.all)?;
     Ok(0)
 }

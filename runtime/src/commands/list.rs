@@ -1,4 +1,5 @@
-use pinc_core::container::{list, StateView};
+use pinc_core::container::list;
+use pinc_core::container::state::StateView;
 
 use crate::cli::{Format, Global, List};
 

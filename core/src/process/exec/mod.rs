@@ -25,7 +25,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::sched::{setns, CloneFlags};
 
 use crate::container::run::{block_signals, wait_forwarding};
-use crate::container::state;
+use crate::container::{load, state};
 use crate::error::{Error, Result};
 use crate::process::executor::PincExecutor;
 use crate::state::sidecar::Sidecar;
@@ -331,7 +331,7 @@ fn sub_cgroup(
 
 /// Runs a process in the container; returns its exit code (0 when detached).
 pub fn exec(root: &RuntimeRoot, opts: &ExecOptions) -> Result<i32> {
-    let (lock, container) = state::locked(root, &opts.id)?;
+    let (lock, container) = load::locked(root, &opts.id)?;
     let paused = container.status() == ContainerStatus::Paused;
     if !(container.can_exec() || (opts.ignore_paused && paused)) {
         return Err(Error::WrongState {
