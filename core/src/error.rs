@@ -98,9 +98,6 @@ pub enum Error {
     /// `pinc spec` never overwrites a bundle's config.
     #[error("{path} exists; remove it first")]
     ConfigExists { path: std::path::PathBuf },
-    /// `ps ARGS` printed a header without a PID column to filter by.
-    #[error("ps {args} printed no PID column")]
-    PsNoPidColumn { args: String },
     /// Pausing, resuming, updating or reading stats needs the container's
     /// cgroup, which a rootless container without delegation does not have.
     #[error("cannot {action} container {id:?}: it runs rootless without delegated cgroups")]

@@ -29,7 +29,6 @@ impl Error {
             // a change.
             Error::Interval(_)
             | Error::ConfigExists { .. }
-            | Error::PsNoPidColumn { .. }
             | Error::NoCgroups { .. }
             | Error::NoInitPid
             | Error::Hugetlb(_)
@@ -153,9 +152,6 @@ mod tests {
             Error::ConfigExists {
                 path: "/b/config.json".into(),
             },
-            Error::PsNoPidColumn {
-                args: "-o comm".into(),
-            },
             Error::NoCgroups {
                 id: "c".into(),
                 action: "pause",
@@ -178,7 +174,7 @@ mod tests {
     #[test]
     fn messages_are_the_former_strings() {
         use crate::container::events::IntervalError;
-        let cases: [(Error, &str); 6] = [
+        let cases: [(Error, &str); 5] = [
             (
                 Error::Interval(IntervalError::Invalid("5h".into())),
                 "invalid interval \"5h\"",
@@ -192,12 +188,6 @@ mod tests {
                     path: "/b/config.json".into(),
                 },
                 "/b/config.json exists; remove it first",
-            ),
-            (
-                Error::PsNoPidColumn {
-                    args: "-o comm".into(),
-                },
-                "ps -o comm printed no PID column",
             ),
             (
                 Error::NoCgroups {

@@ -51,12 +51,19 @@ fn one_line(err: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
-/// The kind of the error, from pinc-core's error in the chain; failures of
-/// the binary itself (log file, re-exec) are internal.
+/// The kind of the error, from pinc-core's error (or `ps`'s) in the chain;
+/// other failures of the binary itself (log file, re-exec) are internal.
 fn kind_of(err: &anyhow::Error) -> pinc_core::ErrorKind {
     err.chain()
-        .find_map(|c| c.downcast_ref::<pinc_core::Error>())
-        .map_or(pinc_core::ErrorKind::Internal, pinc_core::Error::kind)
+        .find_map(|c| {
+            c.downcast_ref::<pinc_core::Error>()
+                .map(pinc_core::Error::kind)
+                .or_else(|| {
+                    c.downcast_ref::<commands::ps::PsError>()
+                        .map(commands::ps::PsError::kind)
+                })
+        })
+        .unwrap_or(pinc_core::ErrorKind::Internal)
 }
 
 fn main() {

@@ -1,7 +1,6 @@
 //! `ps`: the processes of a container.
 
 use std::fs;
-use std::process::Command;
 
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
 use libcontainer::container::Container;
@@ -66,39 +65,4 @@ pub fn pids(root: &RuntimeRoot, id: &str) -> Result<Vec<i32>> {
         .collect();
     pids.sort_unstable();
     Ok(pids)
-}
-
-/// `ps` output (run with `ps_args`, default `-ef`) limited to `pids`, header kept.
-pub fn table(pids: &[i32], ps_args: &[String]) -> Result<String> {
-    let args: Vec<String> = if ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        ps_args.to_vec()
-    };
-    let output = Command::new("ps")
-        .args(&args)
-        .output()
-        .map_err(Error::io("failed to run", "ps"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let column = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .ok_or_else(|| Error::PsNoPidColumn {
-            args: args.join(" "),
-        })?;
-    let mut out = String::from(header);
-    out.push('\n');
-    for line in lines {
-        let pid = line
-            .split_whitespace()
-            .nth(column)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    Ok(out)
 }
