@@ -16,7 +16,7 @@ use pinc_core::stages::devices::DevicesStage;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
 use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
-use pinc_hooks::{cdi, driver, selection, DeviceKind, DeviceNode, Gpu, Hca};
+use pinc_hooks::{cdi, driver, selection, DeviceNode, Gpu, Hca, NodeKind};
 use pinc_topology::planner::{self, Constraints};
 use pinc_topology::{devices, request, synthetic};
 
@@ -24,7 +24,7 @@ fn node(path: &str, major: u64, minor: u64) -> DeviceNode {
     DeviceNode {
         path: PathBuf::from(path),
         host_path: PathBuf::from(path),
-        kind: DeviceKind::Char,
+        kind: NodeKind::Char,
         major,
         minor,
         mode: 0o666,

@@ -15,7 +15,7 @@ use pinc_core::stages::devices::Allocation;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
 use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
-use pinc_hooks::{DeviceKind, DeviceNode, Gpu};
+use pinc_hooks::{DeviceNode, Gpu, NodeKind};
 
 fn gpus() -> Vec<Gpu> {
     (0..3)
@@ -28,7 +28,7 @@ fn gpus() -> Vec<Gpu> {
             device: DeviceNode {
                 path: PathBuf::from(format!("/dev/nvidia{}", 2 * i)),
                 host_path: PathBuf::from(format!("/dev/nvidia{}", 2 * i)),
-                kind: DeviceKind::Char,
+                kind: NodeKind::Char,
                 major: 195,
                 minor: (2 * i).into(),
                 mode: 0o666,

@@ -34,19 +34,19 @@ impl DeviceError {
     }
 }
 
-/// Character or block device.
+/// The kind of a device node: character or block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeviceKind {
+pub enum NodeKind {
     Char,
     Block,
 }
 
-impl DeviceKind {
+impl NodeKind {
     /// The OCI `linux.devices[].type` letter: `'c'` or `'b'`.
     pub fn as_char(self) -> char {
         match self {
-            DeviceKind::Char => 'c',
-            DeviceKind::Block => 'b',
+            NodeKind::Char => 'c',
+            NodeKind::Block => 'b',
         }
     }
 }
@@ -58,7 +58,7 @@ pub struct DeviceNode {
     pub path: PathBuf,
     /// Path on the host, i.e. `<root>/dev/nvidia0`.
     pub host_path: PathBuf,
-    pub kind: DeviceKind,
+    pub kind: NodeKind,
     pub major: u64,
     pub minor: u64,
     /// Permission bits only (`st_mode & 0o7777`).
@@ -113,9 +113,9 @@ impl DeviceNode {
         };
         let file_type = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         let kind = if file_type == SFlag::S_IFCHR {
-            DeviceKind::Char
+            NodeKind::Char
         } else if file_type == SFlag::S_IFBLK {
-            DeviceKind::Block
+            NodeKind::Block
         } else {
             return Err(DeviceError::NotADevice {
                 path: host_path,
@@ -160,7 +160,7 @@ mod tests {
         let node = DeviceNode::read(dir.path(), "/dev/nvidia0").expect("read node");
         assert_eq!(node.path, Path::new("/dev/nvidia0"));
         assert_eq!(node.host_path, dir.path().join("dev/nvidia0"));
-        assert_eq!(node.kind, DeviceKind::Char);
+        assert_eq!(node.kind, NodeKind::Char);
         assert_eq!(node.kind.as_char(), 'c');
         assert_eq!((node.major, node.minor), (195, 0));
         assert_eq!(node.mode, 0o666);

@@ -24,7 +24,7 @@ pub mod rdma;
 pub mod resolve;
 pub mod selection;
 
-pub use device::{DeviceError, DeviceKind, DeviceNode};
+pub use device::{DeviceError, DeviceNode, NodeKind};
 pub use driver::{
     discover_driver, library_dirs, Capabilities, Capability, DriverError, DriverFile, DriverFiles,
 };

@@ -28,7 +28,7 @@ use oci_spec::runtime::{
 use super::registry::{Entry, Registry};
 use super::spec::{CdiDeviceNode, CdiHook, CdiIntelRdt, CdiMount, ContainerEdits};
 use super::{parse_qualified_name, CdiError};
-use crate::device::{DeviceKind, DeviceNode};
+use crate::device::{DeviceNode, NodeKind};
 
 /// Who already set something that a CDI edit would set differently.
 const CONTAINER_SPEC: &str = "the container spec";
@@ -354,8 +354,8 @@ fn resolve_node(root: &Path, device: &str, node: &CdiDeviceNode) -> Result<Linux
         None => {
             let host = read_host()?;
             let typ = match host.kind {
-                DeviceKind::Char => LinuxDeviceType::C,
-                DeviceKind::Block => LinuxDeviceType::B,
+                NodeKind::Char => LinuxDeviceType::C,
+                NodeKind::Block => LinuxDeviceType::B,
             };
             (typ, Some(host))
         }
@@ -367,12 +367,12 @@ fn resolve_node(root: &Path, device: &str, node: &CdiDeviceNode) -> Result<Linux
         Some(declared) => {
             let host = read_host()?;
             let found = match host.kind {
-                DeviceKind::Char => "character",
-                DeviceKind::Block => "block",
+                NodeKind::Char => "character",
+                NodeKind::Block => "block",
             };
             let matches = matches!(
                 (declared, host.kind),
-                ("c" | "u", DeviceKind::Char) | ("b", DeviceKind::Block)
+                ("c" | "u", NodeKind::Char) | ("b", NodeKind::Block)
             );
             if !matches {
                 return Err(CdiError::TypeMismatch {

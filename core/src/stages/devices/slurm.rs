@@ -81,7 +81,7 @@ mod tests {
     use std::collections::HashMap;
     use std::path::PathBuf;
 
-    use pinc_hooks::{DeviceKind, DeviceNode};
+    use pinc_hooks::{DeviceNode, NodeKind};
 
     use super::*;
 
@@ -95,7 +95,7 @@ mod tests {
             device: DeviceNode {
                 path: PathBuf::from(format!("/dev/nvidia{minor}")),
                 host_path: PathBuf::from(format!("/dev/nvidia{minor}")),
-                kind: DeviceKind::Char,
+                kind: NodeKind::Char,
                 major: 195,
                 minor: minor.into(),
                 mode: 0o666,
