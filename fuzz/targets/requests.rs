@@ -117,7 +117,7 @@ fn main() {
         }
         let asks = read.iter().flat_map(|r| [&r.gpus, &r.rdma]).flatten();
         for ask in asks {
-            if let selection::Request::List(items) = &ask.selection {
+            if let selection::DeviceSelection::List(items) = &ask.selection {
                 for item in items {
                     assert!(!item.is_empty(), "an empty selector from {}", ask.from);
                     if let Some(bus) = selection::normalize_bus_id(item) {

@@ -17,9 +17,9 @@ pub enum SelectionError {
     },
 }
 
-/// A parsed device request.
+/// A parsed device request: which GPUs or HCAs a container asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
+pub enum DeviceSelection {
     /// `all`
     All,
     /// `none`, `void`, or an empty value.
@@ -28,16 +28,16 @@ pub enum Request {
     List(Vec<String>),
 }
 
-impl Request {
+impl DeviceSelection {
     /// Parses a request value with `NVIDIA_VISIBLE_DEVICES` semantics:
     /// `all`; `none`, `void` or empty = nothing; otherwise a comma list.
     /// An unset variable also means nothing; callers map `None` to
-    /// [`Request::Nothing`] (see [`Request::from_env_value`]).
-    pub fn parse(value: &str) -> Result<Request, SelectionError> {
+    /// [`DeviceSelection::Nothing`] (see [`DeviceSelection::from_env_value`]).
+    pub fn parse(value: &str) -> Result<DeviceSelection, SelectionError> {
         let trimmed = value.trim();
         match trimmed {
-            "all" => return Ok(Request::All),
-            "" | "none" | "void" => return Ok(Request::Nothing),
+            "all" => return Ok(DeviceSelection::All),
+            "" | "none" | "void" => return Ok(DeviceSelection::Nothing),
             _ => {}
         }
         let mut list = Vec::new();
@@ -49,12 +49,12 @@ impl Request {
             }
             list.push(selector.to_owned());
         }
-        Ok(Request::List(list))
+        Ok(DeviceSelection::List(list))
     }
 
-    /// `None` (variable unset) is [`Request::Nothing`].
-    pub fn from_env_value(value: Option<&str>) -> Result<Request, SelectionError> {
-        value.map_or(Ok(Request::Nothing), Request::parse)
+    /// `None` (variable unset) is [`DeviceSelection::Nothing`].
+    pub fn from_env_value(value: Option<&str>) -> Result<DeviceSelection, SelectionError> {
+        value.map_or(Ok(DeviceSelection::Nothing), DeviceSelection::parse)
     }
 }
 
@@ -89,14 +89,20 @@ pub fn normalize_bus_id(s: &str) -> Option<String> {
 /// Selects GPUs by index, UUID (`GPU-...`, case-insensitive) or PCI bus id.
 /// `All` gives every GPU in index order; a list keeps request order and drops
 /// duplicates.
-pub fn select_gpus<'a>(gpus: &'a [Gpu], request: &Request) -> Result<Vec<&'a Gpu>, SelectionError> {
+pub fn select_gpus<'a>(
+    gpus: &'a [Gpu],
+    request: &DeviceSelection,
+) -> Result<Vec<&'a Gpu>, SelectionError> {
     select(gpus, request, "GPU", gpu_matches, |g| {
         format!("{} ({}, {})", g.index, g.uuid, g.bus_id)
     })
 }
 
 /// Selects HCAs by name, index (position in name order) or PCI bus id.
-pub fn select_hcas<'a>(hcas: &'a [Hca], request: &Request) -> Result<Vec<&'a Hca>, SelectionError> {
+pub fn select_hcas<'a>(
+    hcas: &'a [Hca],
+    request: &DeviceSelection,
+) -> Result<Vec<&'a Hca>, SelectionError> {
     select(hcas, request, "HCA", hca_matches, |h| match &h.bus_id {
         Some(bus) => format!("{} ({bus})", h.name),
         None => h.name.clone(),
@@ -131,15 +137,15 @@ fn hca_matches(hca: &Hca, position: usize, selector: &str) -> bool {
 
 fn select<'a, T>(
     items: &'a [T],
-    request: &Request,
+    request: &DeviceSelection,
     kind: &'static str,
     matches: fn(&T, usize, &str) -> bool,
     describe: fn(&T) -> String,
 ) -> Result<Vec<&'a T>, SelectionError> {
     let selectors = match request {
-        Request::All => return Ok(items.iter().collect()),
-        Request::Nothing => return Ok(Vec::new()),
-        Request::List(selectors) => selectors,
+        DeviceSelection::All => return Ok(items.iter().collect()),
+        DeviceSelection::Nothing => return Ok(Vec::new()),
+        DeviceSelection::List(selectors) => selectors,
     };
     let mut chosen: Vec<usize> = Vec::new();
     for selector in selectors {
@@ -169,28 +175,37 @@ mod tests {
     use crate::rdma::tests::two_hca_fixture;
     use crate::testutil::require_root;
 
-    fn list(items: &[&str]) -> Request {
-        Request::List(items.iter().map(|s| (*s).to_owned()).collect())
+    fn list(items: &[&str]) -> DeviceSelection {
+        DeviceSelection::List(items.iter().map(|s| (*s).to_owned()).collect())
     }
 
     #[test]
     fn parses_requests() {
-        assert_eq!(Request::parse("all").expect("all"), Request::All);
-        assert_eq!(Request::parse(" all ").expect("all"), Request::All);
+        assert_eq!(
+            DeviceSelection::parse("all").expect("all"),
+            DeviceSelection::All
+        );
+        assert_eq!(
+            DeviceSelection::parse(" all ").expect("all"),
+            DeviceSelection::All
+        );
         for nothing in ["", "  ", "none", "void"] {
-            assert_eq!(Request::parse(nothing).expect("nothing"), Request::Nothing);
+            assert_eq!(
+                DeviceSelection::parse(nothing).expect("nothing"),
+                DeviceSelection::Nothing
+            );
         }
         assert_eq!(
-            Request::from_env_value(None).expect("unset"),
-            Request::Nothing
+            DeviceSelection::from_env_value(None).expect("unset"),
+            DeviceSelection::Nothing
         );
         assert_eq!(
-            Request::parse("0, GPU-abc ,0000:06:00.0").expect("list"),
+            DeviceSelection::parse("0, GPU-abc ,0000:06:00.0").expect("list"),
             list(&["0", "GPU-abc", "0000:06:00.0"])
         );
-        let err = Request::parse("0,,1").expect_err("empty entry");
+        let err = DeviceSelection::parse("0,,1").expect_err("empty entry");
         assert!(err.to_string().contains("\"0,,1\""), "{err}");
-        assert!(Request::parse("0,").is_err());
+        assert!(DeviceSelection::parse("0,").is_err());
     }
 
     #[test]
@@ -225,17 +240,17 @@ mod tests {
         let gpus = crate::gpu::discover_gpus(dir.path())
             .expect("discover")
             .gpus;
-        let minors = |r: &Request| -> Vec<u32> {
+        let minors = |r: &DeviceSelection| -> Vec<u32> {
             select_gpus(&gpus, r)
                 .expect("select")
                 .iter()
                 .map(|g| g.minor)
                 .collect()
         };
-        assert_eq!(minors(&Request::All), [0, 1]);
-        assert_eq!(minors(&Request::Nothing), Vec::<u32>::new());
+        assert_eq!(minors(&DeviceSelection::All), [0, 1]);
+        assert_eq!(minors(&DeviceSelection::Nothing), Vec::<u32>::new());
         assert_eq!(
-            minors(&Request::parse("void").expect("parse")),
+            minors(&DeviceSelection::parse("void").expect("parse")),
             Vec::<u32>::new()
         );
         assert_eq!(minors(&list(&["1"])), [1]);
@@ -258,7 +273,7 @@ mod tests {
         assert!(select_gpus(&gpus, &list(&["Gé-1"])).is_err());
         let err = select_gpus(&[], &list(&["0"])).expect_err("no GPUs");
         assert!(err.to_string().contains("no GPUs found"), "{err}");
-        assert!(select_gpus(&[], &Request::All)
+        assert!(select_gpus(&[], &DeviceSelection::All)
             .expect("all of none")
             .is_empty());
     }
@@ -271,15 +286,15 @@ mod tests {
         let hcas = crate::rdma::discover_hcas(dir.path())
             .expect("discover")
             .hcas;
-        let names = |r: &Request| -> Vec<String> {
+        let names = |r: &DeviceSelection| -> Vec<String> {
             select_hcas(&hcas, r)
                 .expect("select")
                 .iter()
                 .map(|h| h.name.clone())
                 .collect()
         };
-        assert_eq!(names(&Request::All), ["mlx5_0", "mlx5_1"]);
-        assert!(names(&Request::Nothing).is_empty());
+        assert_eq!(names(&DeviceSelection::All), ["mlx5_0", "mlx5_1"]);
+        assert!(names(&DeviceSelection::Nothing).is_empty());
         assert_eq!(names(&list(&["mlx5_1"])), ["mlx5_1"]);
         assert_eq!(names(&list(&["0000:af:00.0"])), ["mlx5_1"]);
         assert_eq!(names(&list(&["05:00.0"])), ["mlx5_0"]);

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::selection::{Request as Selection, SelectionError};
+use pinc_hooks::selection::{DeviceSelection, SelectionError};
 use pinc_topology::request as placement;
 
 /// Prefix of pinc's annotations.
@@ -37,7 +37,7 @@ const WRITTEN_KEYS: &[&str] = &["placement", "device-locality"];
 pub struct DeviceAsk {
     /// The annotation or variable that carried it.
     pub from: String,
-    pub selection: Selection,
+    pub selection: DeviceSelection,
 }
 
 /// Everything a container asked pinc for.
@@ -180,14 +180,16 @@ fn devices(
     let Some(g) = given(annotations, env, key) else {
         return Ok(None);
     };
-    let selection = Selection::parse(&g.value).map_err(|source| RequestError::Devices {
+    let selection = DeviceSelection::parse(&g.value).map_err(|source| RequestError::Devices {
         from: g.from.clone(),
         source,
     })?;
-    Ok((selection != Selection::Nothing).then_some(DeviceAsk {
-        from: g.from,
-        selection,
-    }))
+    Ok(
+        (selection != DeviceSelection::Nothing).then_some(DeviceAsk {
+            from: g.from,
+            selection,
+        }),
+    )
 }
 
 impl Request {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use libcontainer::oci_spec::runtime::Spec;
 use pinc_hooks::driver::{self, Capabilities};
 use pinc_hooks::ldcache::{Arch, LdCache};
-use pinc_hooks::selection::{self, Request};
+use pinc_hooks::selection::{self, DeviceSelection};
 
 use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
@@ -30,7 +30,7 @@ pub(super) fn inject(
     stage: &DevicesStage,
     spec: &mut Spec,
     name: &str,
-    request: &Request,
+    request: &DeviceSelection,
     env: &[String],
     rootless: bool,
     out: &mut Injected,
@@ -40,13 +40,13 @@ pub(super) fn inject(
         // `all` is in every CUDA image's env: on a node whose driver
         // libraries are installed but whose GPUs are absent (a login node),
         // it must not fail the container.
-        Err(e @ pinc_hooks::GpuError::Nvml { .. }) if *request == Request::All => {
+        Err(e @ pinc_hooks::GpuError::Nvml { .. }) if *request == DeviceSelection::All => {
             tracing::warn!(target: "pinc", "NVML unusable ({e}); reading /proc/driver/nvidia");
             pinc_hooks::gpu::discover_gpus(&stage.root)?
         }
         other => other?,
     };
-    if found.gpus.is_empty() && matches!(request, Request::List(_)) {
+    if found.gpus.is_empty() && matches!(request, DeviceSelection::List(_)) {
         return Err(DevicesError::NoGpus {
             from: name.to_string(),
             nvml: nvml
@@ -63,9 +63,9 @@ pub(super) fn inject(
             source,
         })?;
     if let Some(allocation) = &stage.slurm {
-        chosen = allocation.restrict(chosen, *request == Request::All)?;
+        chosen = allocation.restrict(chosen, *request == DeviceSelection::All)?;
     }
-    if rootless && *request == Request::All {
+    if rootless && *request == DeviceSelection::All {
         chosen.retain(|g| edits::openable(&g.device));
     }
     if chosen.is_empty() {

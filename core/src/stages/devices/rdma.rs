@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::selection::{self, Request};
+use pinc_hooks::selection::{self, DeviceSelection};
 use pinc_hooks::{DeviceNode, Hca};
 
 use super::DevicesError;
@@ -15,7 +15,7 @@ pub(super) fn inject(
     stage: &DevicesStage,
     spec: &mut Spec,
     name: &str,
-    request: &Request,
+    request: &DeviceSelection,
     rootless: bool,
     out: &mut Injected,
 ) -> Result<(), DevicesError> {
@@ -25,7 +25,7 @@ pub(super) fn inject(
             from: name.to_string(),
             source,
         })?;
-    if rootless && *request == Request::All {
+    if rootless && *request == DeviceSelection::All {
         chosen.retain(|h| h.devices.iter().all(edits::openable));
     }
     if chosen.is_empty() {
