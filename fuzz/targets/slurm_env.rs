@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use pinc_core::oci_spec::runtime::{Process, Spec};
 use pinc_core::pipeline::{Context, Facts, HostRoots, Request, Stage};
 use pinc_core::rootless::Mode;
-use pinc_core::stages::devices::Allocation;
+use pinc_core::stages::devices::SlurmGpus;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
 use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
@@ -50,7 +50,7 @@ fn main() {
         let pairs = pinc_fuzz::env_pairs(text);
         // The process environment: the last of repeated names wins.
         let env: HashMap<String, String> = pairs.iter().cloned().collect();
-        if let Some(alloc) = Allocation::from_env(|k| env.get(k).cloned()) {
+        if let Some(alloc) = SlurmGpus::from_env(|k| env.get(k).cloned()) {
             let all: Vec<&Gpu> = gpus.iter().collect();
             let held = alloc.restrict(all.clone(), true).expect("`all` is never refused");
             for g in &held {

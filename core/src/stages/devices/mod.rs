@@ -29,7 +29,7 @@ use crate::stages::memlock::Memlock;
 
 pub use error::DevicesError;
 pub use gpus::nvml_library;
-pub use slurm::Allocation;
+pub use slurm::SlurmGpus;
 
 pub struct DevicesStage {
     /// Where procfs, sysfs, /dev and the ld cache are read from.
@@ -40,7 +40,7 @@ pub struct DevicesStage {
     /// looked up when needed).
     hook: Option<PathBuf>,
     /// The caller's Slurm GPU allocation, if any.
-    slurm: Option<Allocation>,
+    slurm: Option<SlurmGpus>,
     /// The caller's memlock limit (read when an HCA is injected, if unset).
     memlock: Option<Memlock>,
 }
@@ -90,7 +90,7 @@ impl DevicesStage {
         }
         // Only cheap reads here: this runs for every create.
         stage.hook = var("PINC_HOOK").map(PathBuf::from);
-        stage.slurm = Allocation::from_env(var);
+        stage.slurm = SlurmGpus::from_env(var);
         stage
     }
 

@@ -5,9 +5,10 @@ use pinc_hooks::Gpu;
 
 use super::DevicesError;
 
-/// The caller's GPU allocation, from the environment `pinc` itself runs in.
+/// The GPUs of the caller's Slurm job, from the environment `pinc` itself
+/// runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocation {
+pub struct SlurmGpus {
     /// The variable it came from, for messages.
     pub source: &'static str,
     pub value: String,
@@ -22,13 +23,13 @@ pub struct Allocation {
 /// may hold UUIDs.
 const VARS: [&str; 3] = ["SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"];
 
-impl Allocation {
+impl SlurmGpus {
     /// `None` outside a Slurm job (no `SLURM_JOB_ID`), or inside one that
     /// records no GPU allocation (Slurm does not manage GPUs there).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Option<Allocation> {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Option<SlurmGpus> {
         get("SLURM_JOB_ID")?;
         VARS.iter().find_map(|var| {
-            get(var).map(|value| Allocation {
+            get(var).map(|value| SlurmGpus {
                 source: var,
                 ids: value
                     .split(',')
@@ -105,12 +106,12 @@ mod tests {
         }
     }
 
-    fn alloc(vars: &[(&str, &str)]) -> Option<Allocation> {
+    fn alloc(vars: &[(&str, &str)]) -> Option<SlurmGpus> {
         let env: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Allocation::from_env(|k| env.get(k).cloned())
+        SlurmGpus::from_env(|k| env.get(k).cloned())
     }
 
     #[test]
