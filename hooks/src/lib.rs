@@ -30,7 +30,7 @@ pub use driver::{
 };
 pub use gpu::{discover_gpus, discover_gpus_with, Gpu, GpuError, NvidiaDevices};
 pub use ldcache::{Arch, LdCache, LdCacheError};
-pub use rdma::{discover_hcas, Hca, RdmaDevices, RdmaError};
+pub use rdma::{discover_hcas, Hca, HcaError, RdmaDevices};
 pub use resolve::{in_root_path, resolve_in_root, ResolveError};
 pub use selection::{normalize_bus_id, select_gpus, select_hcas, DeviceSelection, SelectionError};
 

@@ -7,7 +7,7 @@ use crate::device::{DeviceError, DeviceNode};
 
 /// Errors discovering RDMA HCAs.
 #[derive(Debug, thiserror::Error)]
-pub enum RdmaError {
+pub enum HcaError {
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
@@ -54,7 +54,7 @@ pub struct RdmaDevices {
 
 /// Discovers RDMA HCAs below `root` (normally `/`). No
 /// `<root>/sys/class/infiniband` means no HCAs and is not an error.
-pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, RdmaError> {
+pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, HcaError> {
     let class = root.join("sys/class/infiniband");
     let names = match list_dir(&class)? {
         Some(names) => names,
@@ -98,7 +98,7 @@ pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, RdmaError> {
             };
             let ibdev = dir.join(&entry).join("ibdev");
             let hca = std::fs::read_to_string(&ibdev)
-                .map_err(|source| RdmaError::Io {
+                .map_err(|source| HcaError::Io {
                     path: ibdev.clone(),
                     source,
                 })?
@@ -113,7 +113,7 @@ pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, RdmaError> {
                 continue;
             };
             let node = DeviceNode::read(root, &format!("/dev/infiniband/{prefix}{n}")).map_err(
-                |source| RdmaError::HcaNode {
+                |source| HcaError::HcaNode {
                     hca: hca_name.clone(),
                     source,
                 },
@@ -122,7 +122,7 @@ pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, RdmaError> {
         }
     }
     let rdma_cm = DeviceNode::read_optional(root, "/dev/infiniband/rdma_cm")
-        .map_err(|source| RdmaError::RdmaCm { source })?;
+        .map_err(|source| HcaError::RdmaCm { source })?;
     Ok(RdmaDevices {
         hcas: hcas.into_values().collect(),
         rdma_cm,
@@ -130,12 +130,12 @@ pub fn discover_hcas(root: &Path) -> Result<RdmaDevices, RdmaError> {
 }
 
 /// Entry names of `dir`, or `None` if it does not exist.
-fn list_dir(dir: &Path) -> Result<Option<Vec<String>>, RdmaError> {
+fn list_dir(dir: &Path) -> Result<Option<Vec<String>>, HcaError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(RdmaError::Io {
+            return Err(HcaError::Io {
                 path: dir.to_path_buf(),
                 source,
             })
@@ -143,7 +143,7 @@ fn list_dir(dir: &Path) -> Result<Option<Vec<String>>, RdmaError> {
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| RdmaError::Io {
+        let entry = entry.map_err(|source| HcaError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -153,12 +153,12 @@ fn list_dir(dir: &Path) -> Result<Option<Vec<String>>, RdmaError> {
 }
 
 /// The basename of the `device` symlink's target, normalized.
-fn bus_id(hca_dir: &Path) -> Result<Option<String>, RdmaError> {
+fn bus_id(hca_dir: &Path) -> Result<Option<String>, HcaError> {
     let link = hca_dir.join("device");
     let target = match std::fs::read_link(&link) {
         Ok(target) => target,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(RdmaError::Io { path: link, source }),
+        Err(source) => return Err(HcaError::Io { path: link, source }),
     };
     let base = target
         .file_name()
@@ -166,24 +166,24 @@ fn bus_id(hca_dir: &Path) -> Result<Option<String>, RdmaError> {
         .unwrap_or_default();
     crate::selection::normalize_bus_id(&base)
         .map(Some)
-        .ok_or(RdmaError::Invalid {
+        .ok_or(HcaError::Invalid {
             path: link,
             value: target.display().to_string(),
         })
 }
 
-fn numa_node(path: &Path) -> Result<Option<u32>, RdmaError> {
+fn numa_node(path: &Path) -> Result<Option<u32>, HcaError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(RdmaError::Io {
+            return Err(HcaError::Io {
                 path: path.to_path_buf(),
                 source,
             })
         }
     };
-    let value: i64 = text.trim().parse().map_err(|_| RdmaError::Invalid {
+    let value: i64 = text.trim().parse().map_err(|_| HcaError::Invalid {
         path: path.to_path_buf(),
         value: text.trim().to_owned(),
     })?;
@@ -332,7 +332,7 @@ pub(crate) mod tests {
         symlink(dir.path(), "dev/infiniband/uverbs1", "uverbs0");
         let err = discover_hcas(dir.path()).expect_err("symlink refused");
         assert!(
-            matches!(&err, RdmaError::HcaNode { hca, source: DeviceError::Symlink { .. } } if hca == "mlx5_1"),
+            matches!(&err, HcaError::HcaNode { hca, source: DeviceError::Symlink { .. } } if hca == "mlx5_1"),
             "{err:?}"
         );
     }

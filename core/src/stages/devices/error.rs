@@ -41,7 +41,7 @@ pub enum DevicesError {
     #[error(transparent)]
     Gpu(#[from] pinc_hooks::GpuError),
     #[error(transparent)]
-    Rdma(#[from] pinc_hooks::rdma::RdmaError),
+    Rdma(#[from] pinc_hooks::rdma::HcaError),
     #[error(transparent)]
     Cdi(#[from] pinc_hooks::cdi::CdiError),
     #[error("CDI devices are not supported in rootless containers yet")]
