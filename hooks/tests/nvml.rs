@@ -2,13 +2,13 @@
 //! `tests/fixtures/nvml/fake_nvml.c`, compiled with `cc` per test.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nvml_wrapper::error::NvmlError as WrapperError;
 use pinc_hooks::gpu::Source;
 use pinc_hooks::nvml::{discover, NvmlError, NvmlGpu};
 use pinc_hooks::{discover_gpus_with, GpuError};
+use pinc_testkit::require_root;
+use pinc_testkit::tree::{self, SharedObject};
 
 const UUID_3B: &str = "GPU-6f3c2a1e-9b7d-4c55-8e21-0a1b2c3d4e5f";
 const UUID_86: &str = "GPU-11111111-2222-3333-4444-555555555555";
@@ -26,67 +26,29 @@ fn two_gpus() -> String {
 /// (each passed as `-D<define>`).
 fn fake_nvml(dir: &Path, defines: &[String]) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nvml/fake_nvml.c");
-    let library = dir.join("libnvidia-ml.so.1");
-    let output = Command::new("cc")
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-shared",
-            "-fPIC",
-            "-Wl,-soname,libnvidia-ml.so.1",
-            "-o",
-        ])
-        .arg(&library)
-        .arg(&source)
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .output()
-        .expect("run cc");
-    assert!(
-        output.status.success(),
-        "cc {} failed: {}",
-        source.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    library
+    let mut library = SharedObject::new(&dir.join("libnvidia-ml.so.1"), "libnvidia-ml.so.1")
+        .file(&source)
+        .flag("-std=c11")
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror");
+    for d in defines {
+        library = library.define(d);
+    }
+    library.build()
 }
 
 fn gpus_define(table: &str) -> String {
     format!("FAKE_NVML_GPUS=\"{table}\"")
 }
 
-/// Returns early from a test that creates real device nodes, printing one
-/// `SKIPPED <test>: <reason>` line, when not root.
-macro_rules! require_root {
-    () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!(
-                "SKIPPED {}: needs root (mknod device nodes)",
-                std::thread::current().name().unwrap_or("?")
-            );
-            return;
-        }
-    };
-}
-
 /// Creates the character device `<root>/<rel>` (mode 0666, parents created).
 fn chardev(root: &Path, rel: &str, major: u64, minor: u64) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    mknod(
-        &path,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(major, minor),
-    )
-    .expect("mknod");
+    tree::chardev(root, rel, major, minor, 0o666);
 }
 
 fn write(root: &Path, rel: &str, contents: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, contents).expect("write");
+    tree::file(root, rel, contents);
 }
 
 /// Device nodes for minors 0 and 1 plus nvidiactl, and a procfs view that
@@ -292,7 +254,7 @@ fn duplicate_minor_from_nvml_is_an_error() {
 
 #[test]
 fn discover_gpus_with_uses_nvml_and_reads_nodes_under_root() {
-    require_root!();
+    require_root!("mknod device nodes");
     let dir = tempfile::tempdir().expect("tempdir");
     let library = fake_nvml(dir.path(), &[gpus_define(&two_gpus())]);
     let root = tempfile::tempdir().expect("tempdir");
@@ -341,7 +303,7 @@ fn discover_gpus_with_uses_nvml_and_reads_nodes_under_root() {
 
 #[test]
 fn discover_gpus_with_falls_back_to_procfs() {
-    require_root!();
+    require_root!("mknod device nodes");
     let root = tempfile::tempdir().expect("tempdir");
     fixture_root(root.path());
     let absent = root.path().join("no/such/libnvidia-ml.so.1");

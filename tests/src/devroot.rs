@@ -5,12 +5,9 @@
 //! `ldconfig -r`; libnvidia-ml is the test-only NVML stand-in
 //! (tests/fixtures/nvml/fake_nvml.c), so NVML discovery runs for real.
 
-use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use pinc_testkit::tree::{self, SharedObject};
 
 /// Where the fixture puts the driver's libraries (as on Debian/Ubuntu).
 pub const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
@@ -19,16 +16,7 @@ pub const DRIVER: &str = "535.104.05";
 
 /// A character device `<root>/<path>` with `mode`.
 pub fn node(root: &Path, path: &str, major: u64, minor: u64, mode: u32) {
-    let p = root.join(path.trim_start_matches('/'));
-    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    mknod(
-        &p,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(mode),
-        makedev(major, minor),
-    )
-    .expect("mknod");
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+    tree::chardev(root, path, major, minor, mode);
 }
 
 /// A fresh, world-readable fixture root (rootless tests read it too).
@@ -37,22 +25,20 @@ pub fn new_root(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir()
         .expect("tempdir");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    tree::chmod(dir.path(), 0o755);
     dir
 }
 
 /// One GPU as the driver's procfs shows it, with its /dev node.
 pub fn gpu(root: &Path, bus: &str, minor: u64, uuid: &str) {
-    let d = root.join("proc/driver/nvidia/gpus").join(bus);
-    fs::create_dir_all(&d).expect("mkdir");
-    fs::write(
-        d.join("information"),
+    tree::file(
+        root,
+        &format!("proc/driver/nvidia/gpus/{bus}/information"),
         format!(
             "Model: \t\t Tesla V100-SXM2-16GB\nIRQ:   \t\t 42\nGPU UUID: \t {uuid}\n\
              Bus Location: \t {bus}\nDevice Minor: \t {minor}\n"
         ),
-    )
-    .expect("information");
+    );
     node(root, &format!("/dev/nvidia{minor}"), 195, minor, 0o666);
 }
 
@@ -67,34 +53,13 @@ pub fn two_gpus(root: &Path) {
     node(root, "/dev/nvidia-uvm", 508, 0, 0o666);
 }
 
-fn cc(args: &[&str]) {
-    let out = Command::new("cc").args(args).output().expect("run cc");
-    assert!(
-        out.status.success(),
-        "cc {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A shared library `<root><LIBDIR>/<name>.so.<DRIVER>` with soname
 /// `<name>.so.1`, and the soname symlink, as the driver installs them.
-fn library(root: &Path, name: &str, source: &Path, defines: &[String]) {
-    let dir = root.join(LIBDIR.trim_start_matches('/'));
-    fs::create_dir_all(&dir).expect("mkdir");
+fn library(root: &Path, name: &str, compile: impl FnOnce(&Path, &str) -> SharedObject) {
     let file = format!("{name}.so.{DRIVER}");
-    let out = dir.join(&file);
-    let soname = format!("-Wl,-soname,{name}.so.1");
-    let mut args = vec![
-        "-shared",
-        "-fPIC",
-        soname.as_str(),
-        "-o",
-        out.to_str().expect("utf8"),
-        source.to_str().expect("utf8"),
-    ];
-    args.extend(defines.iter().map(String::as_str));
-    cc(&args);
-    symlink(&file, dir.join(format!("{name}.so.1"))).expect("soname link");
+    let soname = format!("{name}.so.1");
+    compile(&tree::path(root, &format!("{LIBDIR}/{file}")), &soname).build();
+    tree::symlink(root, &format!("{LIBDIR}/{soname}"), &file);
 }
 
 /// The driver's user-space side: libcuda, libnvidia-ptxjitcompiler,
@@ -103,45 +68,27 @@ fn library(root: &Path, name: &str, source: &Path, defines: &[String]) {
 /// them. A library link pointing out of the root is planted too: it must
 /// not be followed.
 pub fn driver(root: &Path, nvml_gpus: &str) {
-    let stub = root.join("stub.c");
-    fs::write(&stub, "int pinc_stub(void) { return 42; }\n").expect("stub.c");
     for name in ["libcuda", "libnvidia-ptxjitcompiler"] {
-        library(root, name, &stub, &[]);
+        library(root, name, SharedObject::new);
     }
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/nvml/fake_nvml.c");
-    library(
+    library(root, "libnvidia-ml", |out, soname| {
+        SharedObject::new(out, soname)
+            .file(&fake)
+            .define(&format!("FAKE_NVML_GPUS=\"{nvml_gpus}\""))
+    });
+    tree::file_with_mode(
         root,
-        "libnvidia-ml",
-        &fake,
-        &[format!("-DFAKE_NVML_GPUS=\"{nvml_gpus}\"")],
-    );
-    fs::remove_file(&stub).expect("rm stub.c");
-    let bin = root.join("usr/bin");
-    fs::create_dir_all(&bin).expect("mkdir");
-    fs::write(
-        bin.join("nvidia-smi"),
+        "usr/bin/nvidia-smi",
         "#!/bin/sh\necho \"NVIDIA-SMI stand-in $*\"\n",
-    )
-    .expect("nvidia-smi");
-    fs::set_permissions(bin.join("nvidia-smi"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        0o755,
+    );
     ldcache(root);
 }
 
 /// Rebuilds `<root>/etc/ld.so.cache` for LIBDIR with the host's ldconfig.
 pub fn ldcache(root: &Path) {
-    let etc = root.join("etc");
-    fs::create_dir_all(&etc).expect("mkdir etc");
-    fs::write(etc.join("ld.so.conf"), format!("{LIBDIR}\n")).expect("ld.so.conf");
-    let out = Command::new("ldconfig")
-        .arg("-r")
-        .arg(root)
-        .output()
-        .expect("run ldconfig");
-    assert!(
-        out.status.success(),
-        "ldconfig -r: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tree::ldconfig(root, &[LIBDIR], None);
 }
 
 /// Two HCAs (mlx5_0 at 0000:05:00.0, mlx5_1 at 0000:85:00.0), laid out as
@@ -152,27 +99,26 @@ pub fn two_hcas(root: &Path) {
         .iter()
         .enumerate()
     {
-        let pci = root.join(format!("sys/devices/pci0000:00/{bus}"));
-        let dev = pci.join("infiniband").join(hca);
-        fs::create_dir_all(dev.join("ports/1")).expect("mkdir");
-        fs::write(dev.join("ports/1/state"), "4: ACTIVE\n").expect("state");
-        fs::write(pci.join("numa_node"), "0\n").expect("numa_node");
-        symlink(format!("../../../{bus}"), dev.join("device")).expect("device link");
-        let class = root.join("sys/class/infiniband");
-        fs::create_dir_all(&class).expect("mkdir");
-        symlink(
+        let pci = format!("sys/devices/pci0000:00/{bus}");
+        let dev = format!("{pci}/infiniband/{hca}");
+        tree::file(root, &format!("{dev}/ports/1/state"), "4: ACTIVE\n");
+        tree::file(root, &format!("{pci}/numa_node"), "0\n");
+        tree::symlink(root, &format!("{dev}/device"), format!("../../../{bus}"));
+        tree::symlink(
+            root,
+            &format!("sys/class/infiniband/{hca}"),
             format!("../../devices/pci0000:00/{bus}/infiniband/{hca}"),
-            class.join(hca),
-        )
-        .expect("class link");
+        );
         for (cls, prefix, minor) in [
             ("infiniband_verbs", "uverbs", 192 + i as u64),
             ("infiniband_mad", "umad", i as u64),
         ] {
-            let entry = root.join(format!("sys/class/{cls}/{prefix}{i}"));
-            fs::create_dir_all(&entry).expect("mkdir");
-            fs::write(entry.join("ibdev"), format!("{hca}\n")).expect("ibdev");
-            fs::write(root.join(format!("sys/class/{cls}/abi_version")), "6\n").expect("abi");
+            tree::file(
+                root,
+                &format!("sys/class/{cls}/{prefix}{i}/ibdev"),
+                format!("{hca}\n"),
+            );
+            tree::file(root, &format!("sys/class/{cls}/abi_version"), "6\n");
             node(
                 root,
                 &format!("/dev/infiniband/{prefix}{i}"),
@@ -187,7 +133,7 @@ pub fn two_hcas(root: &Path) {
 
 /// Paths of a fixture, for messages.
 pub fn host(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+    tree::path(root, path)
 }
 
 /// The `pinc-hook` binary built beside pinc.

@@ -36,11 +36,12 @@ pub fn pinc_bin() -> PathBuf {
     panic!("no pinc binary: run `cargo build --release -p pinc` first or set PINC_BIN");
 }
 
-/// Integration tests run real containers: they need root.
+/// Integration tests run real containers: they need root, and fail (rather
+/// than skip, see `pinc_testkit::skip!`) without it.
 pub fn require_root() {
     start_watchdog();
     assert!(
-        nix::unistd::geteuid().is_root(),
+        pinc_testkit::is_root(),
         "this test runs real containers and needs root (run the suite as root, e.g. `sudo -E cargo test -p pinc-tests`)"
     );
 }

@@ -6,19 +6,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use pinc_tests::{require_root, stderr, stdout, unique_id, Bundle, Pinc};
 
 fn node(root: &Path, path: &str, major: u64, minor: u64) {
-    let p = root.join(path.trim_start_matches('/'));
-    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    mknod(
-        &p,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(major, minor),
-    )
-    .expect("mknod");
+    pinc_tests::devroot::node(root, path, major, minor, 0o666);
 }
 
 /// Two GPUs (minors 0 and 1) and one HCA, as the NVIDIA and RDMA drivers lay them out.
