@@ -224,10 +224,7 @@ mod tests {
     fn removes_device_nodes_of_the_same_number_only() {
         use nix::sys::stat::{makedev, mknod, Mode};
         // Device nodes need root; a non-root unit-test run skips, saying so.
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED removes_device_nodes_of_the_same_number_only: needs root (mknod)");
-            return;
-        }
+        pinc_testkit::require_root!("mknod");
         let root = tempfile::tempdir().expect("tempdir");
         let dev = root.path().join("dev");
         std::fs::create_dir_all(dev.join("infiniband")).expect("dev");

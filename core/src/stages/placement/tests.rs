@@ -95,8 +95,7 @@ fn cpus_of(spec: &Spec) -> Option<String> {
 fn the_stage_places_near_the_devices_reserves_and_mounts_hugepages() {
     let caller = pinc_cgroup::affinity::get(0).expect("affinity");
     if !caller.contains(1) {
-        eprintln!("SKIPPED placement stage test: needs CPUs 0 and 1 in this process's affinity");
-        return;
+        pinc_testkit::skip!("needs CPUs 0 and 1 in this process's affinity");
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let root = RuntimeRoot::open(&dir.path().join("root")).expect("root");
