@@ -53,10 +53,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_affinity_round_trips() {
-        let mine = get(0).expect("own affinity");
-        assert!(!mine.is_empty());
-        set(0, &mine).expect("setting the same mask");
-        assert_eq!(get(0).expect("again"), mine);
+    fn a_narrower_mask_round_trips_and_is_restored() {
+        // In a thread of its own: affinity is per thread, so the other tests
+        // of this process keep theirs whatever happens here.
+        std::thread::spawn(|| {
+            let mine = get(0).expect("own affinity");
+            assert!(!mine.is_empty());
+            let tid = nix::unistd::gettid().as_raw();
+            if mine.len() >= 2 {
+                let last = mine.iter().last().expect("a CPU");
+                let one: CpuList = [last].into_iter().collect();
+                set(0, &one).expect("narrowing to one CPU");
+                assert_eq!(get(0).expect("narrowed"), one);
+                // The same thread seen by its id, as another process would.
+                assert_eq!(get(tid).expect("narrowed, by tid"), one);
+            }
+            set(0, &mine).expect("restoring");
+            assert_eq!(get(tid).expect("restored"), mine);
+        })
+        .join()
+        .expect("affinity thread");
+    }
+
+    #[test]
+    fn an_empty_mask_is_refused() {
+        std::thread::spawn(|| {
+            let mine = get(0).expect("own affinity");
+            let err = set(0, &CpuList::default()).expect_err("no CPUs");
+            assert!(matches!(err, AffinityError::Set { pid: 0, .. }), "{err:?}");
+            assert_eq!(get(0).expect("unchanged"), mine);
+        })
+        .join()
+        .expect("affinity thread");
     }
 }
