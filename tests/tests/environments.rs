@@ -19,13 +19,13 @@ fn allowed_list(output: &str, key: &str) -> String {
 #[test]
 fn the_container_keeps_the_callers_cpu_affinity() {
     require_root();
+    // The CPUs this process may use (its affinity), not the machine's.
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    assert!(
-        ncpu >= 2,
-        "this test needs two CPUs to tell a binding from none"
-    );
+    if ncpu < 2 {
+        pinc_testkit::skip!("needs two allowed CPUs to tell a binding from none, has {ncpu}");
+    }
     let last = (ncpu - 1).to_string();
     let pinc = Pinc::new();
     let bundle = Bundle::new(&["grep", "Cpus_allowed_list", "/proc/self/status"]);
