@@ -160,8 +160,10 @@ pub fn ok(what: &str, out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Polls `f` until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+/// Polls `f` every `interval` until it returns true (then true) or
+/// `timeout` passes (then false). The tests' one way to wait for a state:
+/// a fixed sleep is either too short on a loaded machine or wasted time.
+pub fn poll_every(timeout: Duration, interval: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if f() {
@@ -170,8 +172,13 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(interval);
     }
+}
+
+/// [`poll_every`] 100 ms, for checks that spawn a client or read a daemon.
+pub fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    poll_every(timeout, Duration::from_millis(100), f)
 }
 
 /// The last `n` lines of a log file (for panic messages).
@@ -184,26 +191,9 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 /// Sends SIGKILL, by pid, to every process whose command line contains
 /// `needle` (a unique temporary path: only processes this test started).
 pub fn kill_processes_mentioning(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
     let mut killed = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return killed;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
+    for pid in crate::procfs::other_pids() {
+        if crate::procfs::cmdline(pid).contains(needle) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             killed.push(pid);
         }

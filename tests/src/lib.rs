@@ -18,6 +18,7 @@ pub mod cri_compare;
 pub mod cri_stream;
 pub mod daemons;
 pub mod devroot;
+pub mod procfs;
 pub mod shim;
 pub mod slurm;
 
@@ -247,6 +248,25 @@ impl Pinc {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Polls `pinc state` until container `id` has status `want`
+    /// (`"absent"` when pinc has no state for it); panics naming the last
+    /// status seen after 10 s.
+    pub fn wait_for_status(&self, id: &str, want: &str) {
+        let mut last = String::new();
+        let reached = daemons::poll_every(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+            || {
+                let out = self.output(&["state", id]);
+                last = serde_json::from_slice::<Value>(&out.stdout)
+                    .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+                    .unwrap_or_else(|_| "absent".to_string());
+                last == want
+            },
+        );
+        assert!(reached, "{id} stayed {last}, wanted {want}");
     }
 
     pub fn state(&self, id: &str) -> Value {

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::daemons::{Containerd, ContainerdOptions};
+use crate::procfs;
 
 /// The shim's runtime type (a binary `containerd-shim-pinc-v2` on PATH).
 pub const RUNTIME: &str = "io.containerd.pinc.v2";
@@ -39,48 +40,24 @@ pub fn shim_root(ns: &str) -> PathBuf {
     Path::new("/run/containerd/pinc").join(ns)
 }
 
-fn cmdline(pid: &str) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
 /// Pids of shim processes serving namespace `ns`.
 pub fn shim_pids(ns: &str) -> Vec<i32> {
     let needle = format!("-namespace {ns} ");
-    fs::read_dir("/proc")
-        .map(|it| {
-            it.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-                .filter(|pid| {
-                    let c = cmdline(&pid.to_string());
-                    c.contains("containerd-shim-pinc-v2") && c.contains(&needle)
-                })
-                .collect()
+    procfs::pids()
+        .into_iter()
+        .filter(|&pid| {
+            let c = procfs::cmdline(pid);
+            c.contains("containerd-shim-pinc-v2") && c.contains(&needle)
         })
-        .unwrap_or_default()
-}
-
-/// (state, ppid) of a process from /proc/<pid>/stat.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
+        .collect()
 }
 
 /// Zombie children of `parent`.
 pub fn zombies_of(parent: i32) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .map(|it| {
-            it.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-                .filter(|&pid| stat(pid) == Some(('Z', parent)))
-                .collect()
-        })
-        .unwrap_or_default()
+    procfs::pids()
+        .into_iter()
+        .filter(|&pid| procfs::stat(pid) == Some(('Z', parent)))
+        .collect()
 }
 
 /// Mount points at or under `dir` (from /proc/self/mountinfo).
@@ -108,23 +85,17 @@ pub fn rss_kb(pid: i32) -> Option<u64> {
 pub fn serving_shim(binary: &str, ns: &str, id: &str) -> Option<i32> {
     let namespace = format!("-namespace {ns} ");
     let task = format!("-id {id} ");
-    fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .find(|pid| {
-            let c = cmdline(&pid.to_string());
-            c.contains(binary)
-                && c.contains(&namespace)
-                && c.contains(&task)
-                && !matches!(c.split_whitespace().last(), Some("start" | "delete"))
-        })
+    procfs::pids().into_iter().find(|&pid| {
+        let c = procfs::cmdline(pid);
+        c.contains(binary)
+            && c.contains(&namespace)
+            && c.contains(&task)
+            && !matches!(c.split_whitespace().last(), Some("start" | "delete"))
+    })
 }
 
 /// Whether `pid` runs (a zombie or a gone process does not).
-pub fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
-}
+pub use crate::procfs::alive;
 
 fn dirs_named(dir: &Path, id: &str, depth: u32, found: &mut Vec<String>) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -171,16 +142,10 @@ pub fn leftovers(root: &Path, id: &str) -> Vec<String> {
     {
         dirs_named(&h.path(), id, 3, &mut found);
     }
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in procfs::pids() {
         let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         if cgroups.lines().any(|l| l.contains(id)) && alive(pid) {
-            found.push(format!(
-                "process {pid} ({})",
-                cmdline(&pid.to_string()).trim()
-            ));
+            found.push(format!("process {pid} ({})", procfs::cmdline(pid).trim()));
         }
     }
     for l in fs::read_to_string("/proc/self/mountinfo")
@@ -197,15 +162,10 @@ pub fn leftovers(root: &Path, id: &str) -> Vec<String> {
 
 /// Pids of processes (other than this one) whose command line holds `needle`.
 pub fn pids_mentioning(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    fs::read_dir("/proc")
-        .map(|it| {
-            it.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-                .filter(|&pid| pid != me && cmdline(&pid.to_string()).contains(needle))
-                .collect()
-        })
-        .unwrap_or_default()
+    procfs::other_pids()
+        .into_iter()
+        .filter(|&pid| procfs::cmdline(pid).contains(needle))
+        .collect()
 }
 
 /// Removes the parent cgroup containerd makes for namespace `ns` in every

@@ -354,30 +354,14 @@ fn stop(child: &mut Child) {
 
 /// Pids (and command lines) of processes whose environment has `key=value`.
 pub fn processes_with_env(key: &str, value: &str) -> Vec<(i32, String)> {
-    let me = std::process::id() as i32;
     let needle = format!("{key}={value}");
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            found.push((pid, cmdline.trim().to_string()));
+    for pid in crate::procfs::other_pids() {
+        if crate::procfs::environ(pid)
+            .iter()
+            .any(|kv| kv == needle.as_bytes())
+        {
+            found.push((pid, crate::procfs::cmdline(pid).trim().to_string()));
         }
     }
     found

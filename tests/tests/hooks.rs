@@ -4,7 +4,6 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use pinc_tests::{cgroup_dirs_named, require_root, stderr, unique_id, Bundle, Pinc};
 use serde_json::{json, Value};
@@ -36,18 +35,6 @@ fn hook(path: &str, kind: &str, out: &str, exit: u8) -> Value {
         "env": [format!("HOOKVAR=env-of-{kind}")],
         "timeout": 30,
     })
-}
-
-fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = pinc.state(id)["status"].as_str().unwrap_or("").to_string();
-        if status == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{id} stayed {status}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A bundle whose hooks of every kind record their state; the host-side
@@ -131,7 +118,7 @@ fn every_hook_sees_the_callers_bundle() {
             bundle.path().canonicalize().expect("canonical")
         );
         pinc.ok(&["start", &id]);
-        wait_for_status(&pinc, &id, "stopped");
+        pinc.wait_for_status(&id, "stopped");
         pinc.ok(&["delete", &id]);
         assert!(pinc.leftovers().is_empty(), "{:?}", pinc.leftovers());
         assert!(
@@ -226,7 +213,7 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
 
     // delete succeeds and removes everything; both poststop hooks ran.
     pinc.ok(&["kill", &id, "KILL"]);
-    wait_for_status(&pinc, &id, "stopped");
+    pinc.wait_for_status(&id, "stopped");
     let deleted = pinc.output(&["delete", &id]);
     let err = stderr(&deleted);
     assert!(deleted.status.success(), "{err}");
@@ -244,7 +231,7 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_lifecycle_goes_on() {
     fs::remove_file(out.path().join("poststop.json")).expect("reset");
     let id = unique_id("poststop-force");
     pinc.ok(&["run", "--detach", "--bundle", b, &id]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     let deleted = pinc.output(&["delete", "--force", &id]);
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     assert_eq!(recorded(out.path(), "poststop").0["id"], id.as_str());

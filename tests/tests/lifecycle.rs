@@ -1,30 +1,11 @@
 //! The container lifecycle through the pinc CLI, with real containers.
 
 use std::fs;
-use std::time::{Duration, Instant};
 
 use pinc_tests::daemons::{run_with_timeout, wait_until, CMD_TIMEOUT};
 use pinc_tests::{
     cgroup_dirs_named, require_root, stderr, stdout, unique_id, wait_bounded, Bundle, Pinc,
 };
-
-fn wait_for_status(pinc: &Pinc, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = pinc.output(&["state", id]);
-        let status = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
-            .unwrap_or_else(|_| "absent".to_string());
-        if status == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} stayed {status}, wanted {want}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn run_prints_output_and_propagates_the_exit_code() {
@@ -70,7 +51,7 @@ fn run_forwards_signals_and_reports_death_by_signal() {
     ]);
     let id = unique_id("fwd");
     let mut child = spawn_run(&pinc, &bundle, &id);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     // "running" comes before the shell ran `trap`: a TERM sent earlier would
     // be dropped (pid 1 without a handler), and the loop would never end.
     let pid = pinc.state(&id)["pid"].as_i64().expect("init pid");
@@ -99,7 +80,7 @@ fn run_forwards_signals_and_reports_death_by_signal() {
 
     let id = unique_id("killed");
     let mut child = spawn_run(&pinc, &bundle, &id);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     pinc.ok(&["kill", &id, "KILL"]);
     assert_eq!(wait_bounded(&mut child, "pinc run").code(), Some(128 + 9));
 }
@@ -191,7 +172,7 @@ fn create_start_state_kill_delete() {
     );
 
     pinc.ok(&["start", &id]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     let err = pinc.fails(&["start", &id]);
     assert!(
         err.contains("running"),
@@ -207,7 +188,7 @@ fn create_start_state_kill_delete() {
     assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
 
     pinc.ok(&["kill", &id, "KILL"]);
-    wait_for_status(&pinc, &id, "stopped");
+    pinc.wait_for_status(&id, "stopped");
     assert_eq!(pinc.state(&id)["pid"], 0);
     // As runc: containerd's shim sends `kill --all` after init exits, and
     // maps "container not running" to NotFound (tests/tests/cri.rs).
@@ -366,17 +347,17 @@ fn kill_by_number_default_and_all() {
     let id = unique_id("kill");
     let b = bundle.path().to_str().expect("utf8");
     pinc.ok(&["run", "--detach", "-b", b, &id]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     // Default signal is TERM, which the trap turns into exit 3.
     pinc.ok(&["kill", &id]);
-    wait_for_status(&pinc, &id, "stopped");
+    pinc.wait_for_status(&id, "stopped");
     pinc.ok(&["delete", &id]);
 
     let id = unique_id("killall");
     pinc.ok(&["run", "--detach", "-b", b, &id]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     pinc.ok(&["kill", "--all", &id, "9"]);
-    wait_for_status(&pinc, &id, "stopped");
+    pinc.wait_for_status(&id, "stopped");
     let err = pinc.fails(&["kill", &id, "NOTASIGNAL"]);
     assert!(err.contains("NOTASIGNAL"), "{err}");
     pinc.ok(&["delete", "--force", &id]);
@@ -395,7 +376,7 @@ fn delete_force_kills_and_tolerates_gone_containers() {
         bundle.path().to_str().expect("utf8"),
         &id,
     ]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     let pid = pinc.state(&id)["pid"].as_i64().expect("pid") as i32;
     pinc.ok(&["delete", "--force", &id]);
     // Gone, or a zombie waiting for the machine's init to reap it.
@@ -428,7 +409,7 @@ fn exec_runs_in_the_container_with_options() {
         bundle.path().to_str().expect("utf8"),
         &id,
     ]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
 
     let out = pinc.output(&["exec", &id, "sh", "-c", "hostname; exit 5"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
@@ -489,7 +470,7 @@ fn exec_runs_in_the_container_with_options() {
         .all(|p| !p.starts_with("exec/")));
 
     pinc.ok(&["kill", &id, "KILL"]);
-    wait_for_status(&pinc, &id, "stopped");
+    pinc.wait_for_status(&id, "stopped");
     let err = pinc.fails(&["exec", &id, "true"]);
     assert!(err.contains("stopped"), "{err}");
     pinc.ok(&["delete", &id]);
@@ -508,7 +489,7 @@ fn ps_list_pause_resume_update_events() {
         bundle.path().to_str().expect("utf8"),
         &id,
     ]);
-    wait_for_status(&pinc, &id, "running");
+    pinc.wait_for_status(&id, "running");
     let init = pinc.state(&id)["pid"].as_i64().expect("pid");
 
     let pids: Vec<i64> =

@@ -65,8 +65,17 @@ fn pinc_cpus_pins_the_container_and_state_explains_it() {
     ]);
     cmd.stdout(std::fs::File::create(&log).expect("log"));
     assert!(cmd.status().expect("run").success());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let seen = std::fs::read_to_string(&log).expect("out");
+    // The detached container prints both lines and then sleeps on.
+    let mut seen = String::new();
+    let printed = pinc_tests::daemons::poll_every(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(20),
+        || {
+            seen = std::fs::read_to_string(&log).unwrap_or_default();
+            seen.contains("Mems_allowed_list:")
+        },
+    );
+    assert!(printed, "the container printed its status: {seen:?}");
     assert_eq!(
         field(&seen, "Cpus_allowed_list:"),
         planned,
