@@ -1,5 +1,5 @@
 //! The rootfs mounts of a Create request, mounted by the shim at
-//! <bundle>/rootfs (as runc's shim does) and unmounted on delete.
+//! `<bundle>/rootfs` (as runc's shim does) and unmounted on delete.
 
 use std::path::Path;
 
@@ -33,7 +33,7 @@ pub fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool> {
     Ok(true)
 }
 
-/// Unmounts everything at or under <bundle>/rootfs (lazily if busy).
+/// Unmounts everything at or under `<bundle>/rootfs` (lazily if busy).
 pub fn unmount_rootfs(bundle: &Path) {
     let target = bundle.join("rootfs");
     let t = target.to_string_lossy();

@@ -77,7 +77,7 @@ pub struct Container {
     pub pinc: Arc<Pinc>,
     pub init: Process,
     pub execs: HashMap<String, Process>,
-    /// The shim mounted the request's rootfs at <bundle>/rootfs.
+    /// The shim mounted the request's rootfs at `<bundle>/rootfs`.
     pub rootfs_mounted: bool,
     /// Execs started or being started whose TaskExit is not published yet.
     pub running_execs: usize,

@@ -394,7 +394,8 @@ pub struct ContainerdOptions {
 /// A private containerd 1.6: own root, state, gRPC and ttrpc sockets, no
 /// CRI plugin unless asked. Containers it runs through `io.containerd.runc.v2` keep
 /// their runtime state in `/run/containerd/runc/<namespace>`; use a unique
-/// namespace ([`Containerd::namespace`]) so that path is ours alone.
+/// namespace (recorded by [`Containerd::use_namespace`]) so that path is
+/// ours alone.
 pub struct Containerd {
     child: Child,
     pub sock: PathBuf,
@@ -839,8 +840,8 @@ impl Drop for Podman {
 
 /// cgroup v1 directories (up to three levels deep, in every mounted
 /// controller) whose name contains `id`: a leak check after a container is
-/// removed, wherever the client put its cgroup (docker/<id>,
-/// libpod_parent/libpod-<id>, <namespace>/<id>, ...).
+/// removed, wherever the client put its cgroup (`docker/<id>`,
+/// `libpod_parent/libpod-<id>`, `<namespace>/<id>`, ...).
 pub fn cgroup_dirs_containing(id: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, id: &str, depth: u32, found: &mut Vec<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {
