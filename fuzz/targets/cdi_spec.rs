@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use pinc_core::oci_spec::runtime::Spec;
-use pinc_hooks::cdi;
+use pinc_devices::cdi;
 
 fn main() {
     let scratch = pinc_fuzz::scratch();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pinc_hooks::{Arch, LdCache};
+use pinc_devices::{Arch, LdCache};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {

@@ -16,7 +16,7 @@ use pinc_core::stages::devices::DevicesStage;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
 use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
-use pinc_hooks::{cdi, driver, selection, DeviceNode, Gpu, Hca, NodeKind};
+use pinc_devices::{cdi, driver, selection, DeviceNode, Gpu, Hca, NodeKind};
 use pinc_topology::planner::{self, Constraints};
 use pinc_topology::{devices, request, synthetic};
 

@@ -15,7 +15,7 @@ use pinc_core::stages::devices::SlurmGpus;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
 use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
-use pinc_hooks::{DeviceNode, Gpu, NodeKind};
+use pinc_devices::{DeviceNode, Gpu, NodeKind};
 
 fn gpus() -> Vec<Gpu> {
     (0..3)

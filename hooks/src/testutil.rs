@@ -7,7 +7,7 @@ use pinc_testkit::tree::{self, SharedObject};
 
 /// Skips a test that needs root (real device nodes via mknod, or
 /// `ldconfig -r`) with one `SKIPPED <test>: <reason>` line, so a non-root
-/// `cargo test -p pinc-hooks` runs the rest.
+/// `cargo test -p pinc-devices` runs the rest.
 macro_rules! require_root {
     () => {
         pinc_testkit::require_root!("mknod device nodes / ldconfig -r")

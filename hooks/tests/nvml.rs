@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use nvml_wrapper::error::NvmlError as WrapperError;
-use pinc_hooks::gpu::Source;
-use pinc_hooks::nvml::{discover, NvmlError, NvmlGpu};
-use pinc_hooks::{discover_gpus_with, GpuError};
+use pinc_devices::gpu::Source;
+use pinc_devices::nvml::{discover, NvmlError, NvmlGpu};
+use pinc_devices::{discover_gpus_with, GpuError};
 use pinc_testkit::require_root;
 use pinc_testkit::tree::{self, SharedObject};
 

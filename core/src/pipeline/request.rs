@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::selection::{DeviceSelection, SelectionError};
+use pinc_devices::selection::{DeviceSelection, SelectionError};
 use pinc_topology::request as placement;
 
 /// Prefix of pinc's annotations.
@@ -73,7 +73,7 @@ pub enum RequestError {
         source: SelectionError,
     },
     #[error(transparent)]
-    Cdi(#[from] pinc_hooks::cdi::CdiError),
+    Cdi(#[from] pinc_devices::cdi::CdiError),
     #[error(transparent)]
     Placement(#[from] placement::RequestError),
 }
@@ -216,7 +216,7 @@ impl Request {
         }
         request.gpus = devices(annotations, env, "gpus")?;
         request.rdma = devices(annotations, env, "rdma")?;
-        request.cdi = pinc_hooks::cdi::requested_devices(annotations)?;
+        request.cdi = pinc_devices::cdi::requested_devices(annotations)?;
         let found: HashMap<String, (String, String)> = placement::PLACEMENT_KEYS
             .iter()
             .filter_map(|key| {

@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use pinc_hooks::cdi::{CdiDevice, CdiDeviceNode, CdiHook, CdiMount, CdiSpec, ContainerEdits};
-use pinc_hooks::driver::{self, Capabilities};
-use pinc_hooks::{DeviceNode, NvidiaDevices, RdmaDevices};
+use pinc_devices::cdi::{CdiDevice, CdiDeviceNode, CdiHook, CdiMount, CdiSpec, ContainerEdits};
+use pinc_devices::driver::{self, Capabilities};
+use pinc_devices::{DeviceNode, NvidiaDevices, RdmaDevices};
 
 /// The CDI version written: the oldest pinc reads, so older consumers
 /// (podman 4.3 reads up to 0.5.0) accept the files too.
@@ -26,8 +26,8 @@ fn device_root() -> PathBuf {
 fn discover(root: &Path) -> anyhow::Result<(NvidiaDevices, RdmaDevices)> {
     let nvml = pinc_core::stages::devices::nvml_library(root);
     let gpus =
-        pinc_hooks::gpu::discover_gpus_with(root, nvml.as_deref()).context("discovering GPUs")?;
-    let hcas = pinc_hooks::rdma::discover_hcas(root).context("discovering RDMA HCAs")?;
+        pinc_devices::gpu::discover_gpus_with(root, nvml.as_deref()).context("discovering GPUs")?;
+    let hcas = pinc_devices::rdma::discover_hcas(root).context("discovering RDMA HCAs")?;
     Ok((gpus, hcas))
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use libcontainer::oci_spec::runtime::{
     Hook, Hooks, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Mount, Spec,
 };
-use pinc_hooks::DeviceNode;
+use pinc_devices::DeviceNode;
 
 use super::DevicesError;
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use pinc_devices::selection::SelectionError;
 use pinc_errkind::ErrorKind;
-use pinc_hooks::selection::SelectionError;
 
 use crate::pipeline::StageFailure;
 
@@ -35,15 +35,15 @@ pub enum DevicesError {
         value: String,
     },
     #[error("NVIDIA_DRIVER_CAPABILITIES")]
-    Capabilities(#[source] pinc_hooks::driver::DriverError),
+    Capabilities(#[source] pinc_devices::driver::DriverError),
     #[error(transparent)]
-    Driver(pinc_hooks::driver::DriverError),
+    Driver(pinc_devices::driver::DriverError),
     #[error(transparent)]
-    Gpu(#[from] pinc_hooks::GpuError),
+    Gpu(#[from] pinc_devices::GpuError),
     #[error(transparent)]
-    Rdma(#[from] pinc_hooks::rdma::HcaError),
+    Rdma(#[from] pinc_devices::rdma::HcaError),
     #[error(transparent)]
-    Cdi(#[from] pinc_hooks::cdi::CdiError),
+    Cdi(#[from] pinc_devices::cdi::CdiError),
     #[error("CDI devices are not supported in rootless containers yet")]
     CdiRootless,
     #[error("{} resolves to {}, outside {}", entry.display(), target.display(), sys.display())]

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::driver::{self, Capabilities};
-use pinc_hooks::ldcache::{Arch, LdCache};
-use pinc_hooks::selection::{self, DeviceSelection};
+use pinc_devices::driver::{self, Capabilities};
+use pinc_devices::ldcache::{Arch, LdCache};
+use pinc_devices::selection::{self, DeviceSelection};
 
 use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
@@ -23,7 +23,7 @@ pub fn nvml_library(root: &Path) -> Option<PathBuf> {
         .entries
         .iter()
         .find(|e| e.soname == NVML && e.arch == Arch::native())?;
-    pinc_hooks::resolve::resolve_in_root(root, &entry.path).ok()
+    pinc_devices::resolve::resolve_in_root(root, &entry.path).ok()
 }
 
 pub(super) fn inject(
@@ -36,13 +36,13 @@ pub(super) fn inject(
     out: &mut Injected,
 ) -> Result<(), DevicesError> {
     let nvml = nvml_library(&stage.root);
-    let found = match pinc_hooks::gpu::discover_gpus_with(&stage.root, nvml.as_deref()) {
+    let found = match pinc_devices::gpu::discover_gpus_with(&stage.root, nvml.as_deref()) {
         // `all` is in every CUDA image's env: on a node whose driver
         // libraries are installed but whose GPUs are absent (a login node),
         // it must not fail the container.
-        Err(e @ pinc_hooks::GpuError::Nvml { .. }) if *request == DeviceSelection::All => {
+        Err(e @ pinc_devices::GpuError::Nvml { .. }) if *request == DeviceSelection::All => {
             tracing::warn!(target: "pinc", "NVML unusable ({e}); reading /proc/driver/nvidia");
-            pinc_hooks::gpu::discover_gpus(&stage.root)?
+            pinc_devices::gpu::discover_gpus(&stage.root)?
         }
         other => other?,
     };

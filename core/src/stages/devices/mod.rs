@@ -22,7 +22,7 @@ mod slurm;
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::cdi;
+use pinc_devices::cdi;
 
 use crate::pipeline::{Context, DeviceLocality, Facts, Request, Stage, StageError};
 use crate::stages::memlock::Memlock;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
-use pinc_hooks::selection::{self, DeviceSelection};
-use pinc_hooks::{DeviceNode, Hca};
+use pinc_devices::selection::{self, DeviceSelection};
+use pinc_devices::{DeviceNode, Hca};
 
 use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
@@ -19,7 +19,7 @@ pub(super) fn inject(
     rootless: bool,
     out: &mut Injected,
 ) -> Result<(), DevicesError> {
-    let found = pinc_hooks::rdma::discover_hcas(&stage.root)?;
+    let found = pinc_devices::rdma::discover_hcas(&stage.root)?;
     let mut chosen =
         selection::select_hcas(&found.hcas, request).map_err(|source| DevicesError::Select {
             from: name.to_string(),
