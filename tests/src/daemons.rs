@@ -322,18 +322,65 @@ pub fn image_archive(dir: &Path, layer_tar: &Path, repo_tag: &str, cmd: &[&str])
 
 /// Collects the outcome of named scenarios, so one failure does not hide the
 /// others; [`Scenarios::finish`] fails the test if any failed.
+///
+/// `PINC_SCENARIOS=a,b` runs only the scenarios whose names contain `a` or
+/// `b` (and every [`Scenarios::setup`] step, which later scenarios rely on);
+/// the others are listed as not selected.
 #[derive(Default)]
 pub struct Scenarios {
     results: Vec<(String, Result<Duration, String>)>,
+    filter: Option<Vec<String>>,
+    not_selected: Vec<String>,
+    /// Scenarios run because they were selected (setup steps not counted).
+    selected_ran: usize,
 }
 
 impl Scenarios {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_filter(std::env::var("PINC_SCENARIOS").ok().as_deref())
     }
 
-    /// Runs one scenario, catching its panic.
+    /// `filter`: comma-separated name fragments; `None` or empty: all.
+    pub fn with_filter(filter: Option<&str>) -> Self {
+        let filter = filter
+            .map(|f| {
+                f.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| !f.is_empty());
+        Self {
+            filter,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `name` is among the scenarios asked for.
+    pub fn selected(&self, name: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|part| name.contains(part.as_str())))
+    }
+
+    /// Runs one scenario, catching its panic, if it is selected.
     pub fn run(&mut self, name: &str, f: impl FnOnce()) {
+        if !self.selected(name) {
+            self.not_selected.push(name.to_string());
+            return;
+        }
+        self.selected_ran += 1;
+        self.run_always(name, f);
+    }
+
+    /// A step later scenarios need (a shared container, say): it runs
+    /// whatever `PINC_SCENARIOS` selects.
+    pub fn setup(&mut self, name: &str, f: impl FnOnce()) {
+        self.run_always(name, f);
+    }
+
+    fn run_always(&mut self, name: &str, f: impl FnOnce()) {
         eprintln!("=== scenario: {name}");
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(f));
@@ -356,7 +403,8 @@ impl Scenarios {
         self.results.push((name.to_string(), outcome));
     }
 
-    /// Prints a summary and panics if any scenario failed.
+    /// Prints a summary and panics if any scenario failed, or if
+    /// `PINC_SCENARIOS` selected none.
     pub fn finish(self) {
         let failed: Vec<String> = self
             .results
@@ -369,6 +417,16 @@ impl Scenarios {
                 Ok(t) => eprintln!("  PASS {name} ({t:.2?})"),
                 Err(_) => eprintln!("  FAIL {name}"),
             }
+        }
+        for name in &self.not_selected {
+            eprintln!("  not selected by PINC_SCENARIOS: {name}");
+        }
+        if let Some(filter) = &self.filter {
+            assert!(
+                self.selected_ran > 0,
+                "PINC_SCENARIOS={} selects none of these scenarios",
+                filter.join(",")
+            );
         }
         assert!(
             failed.is_empty(),
@@ -867,4 +925,44 @@ pub fn cgroup_dirs_containing(id: &str) -> Vec<PathBuf> {
         walk(&Path::new("/sys/fs/cgroup").join(ctrl), id, 2, &mut found);
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_filter_selects_by_name_fragment_and_setup_always_runs() {
+        let mut s = Scenarios::with_filter(Some("exec, pause"));
+        let mut ran = Vec::new();
+        s.setup("run -d: the shared container", || ran.push("setup"));
+        s.run("run --rm: output", || ran.push("run"));
+        s.run("exec: output", || ran.push("exec"));
+        s.run("pause / unpause", || ran.push("pause"));
+        assert_eq!(ran, ["setup", "exec", "pause"]);
+        assert_eq!(s.not_selected, ["run --rm: output"]);
+        s.finish();
+        let all = Scenarios::with_filter(Some(" , "));
+        assert!(all.selected("anything"), "an empty filter selects all");
+    }
+
+    #[test]
+    #[should_panic(expected = "selects none")]
+    fn a_filter_that_selects_nothing_fails_rather_than_passing_empty() {
+        let mut s = Scenarios::with_filter(Some("no-such-scenario"));
+        s.setup("setup", || {});
+        s.run("exec: output", || {});
+        s.finish();
+    }
+
+    #[test]
+    #[should_panic(expected = "1 of 2 scenarios failed")]
+    fn a_failed_scenario_fails_the_test_after_the_others_ran() {
+        let mut s = Scenarios::with_filter(None);
+        s.run("fails", || panic!("boom"));
+        let mut later = false;
+        s.run("runs anyway", || later = true);
+        assert!(later);
+        s.finish();
+    }
 }

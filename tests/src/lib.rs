@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 pub mod census;
+pub mod clients;
 pub mod cri;
 pub mod cri_compare;
 pub mod cri_stream;

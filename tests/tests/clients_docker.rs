@@ -5,23 +5,22 @@
 //!
 //! One #[test]: the daemons are heavy, so the scenarios share them and run in
 //! order; each scenario's failure is recorded and reported at the end.
+//! Those Podman has too are written once, in `pinc_tests::clients`.
+//! `PINC_SCENARIOS=exec,pause` runs only the scenarios so named (and the
+//! setup step that starts the shared container); a scenario that needs an
+//! earlier one's effect (start of a stopped container) needs it selected too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pinc_tests::daemons::{cgroup_dirs_containing, pinc_abs, run_with_input, CMD_TIMEOUT};
+use pinc_tests::clients::{
+    exec_not_executable, exec_options, exec_output, exec_tty, inspect, pause_unpause,
+    run_missing_binary, run_not_executable, run_stdin, Client,
+};
+use pinc_tests::daemons::{cgroup_dirs_containing, pinc_abs, CMD_TIMEOUT};
 use pinc_tests::daemons::{describe, rootfs_tar, short_tempdir, wait_until, Dockerd, Scenarios};
 use pinc_tests::{require_root, stderr, stdout};
-
-const IMAGE: &str = "busybox:local";
-
-/// The `docker run` prefix every container here uses.
-fn run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run", "--network", "none", "--runtime=pinc"];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// The state root docker gave pinc (`--root`): the directory under the
 /// exec-root that holds pinc's private `.pinc` directory. Its existence
@@ -45,10 +44,6 @@ fn pinc_state_root(exec_root: &Path) -> Option<PathBuf> {
         None
     }
     walk(exec_root, 3)
-}
-
-fn inspect(d: &Dockerd, fmt: &str, name: &str) -> String {
-    d.ok(&["inspect", "--format", fmt, name]).trim().to_string()
 }
 
 /// `pinc --root <root> state <id>` as JSON.
@@ -95,7 +90,7 @@ fn docker_engine_runs_containers_with_pinc() {
         "dockerd does not list runtime pinc: {runtimes}"
     );
     let tar_s = tar.to_string_lossy().into_owned();
-    d.ok(&["import", &tar_s, IMAGE]);
+    d.ok(&["import", &tar_s, d.image()]);
 
     let mut s = Scenarios::new();
 
@@ -133,7 +128,7 @@ fn docker_engine_runs_containers_with_pinc() {
     // A long-running container shared by the next scenarios.
     let script = "echo started; trap 'echo got-term; exit 0' TERM; while :; do sleep 1; done";
     let mut long_id = String::new();
-    s.run("docker run -d: running, state visible to pinc", || {
+    s.setup("docker run -d: running, state visible to pinc", || {
         run_detached(&d, &pinc, script, &mut long_id)
     });
 
@@ -186,7 +181,7 @@ fn docker_engine_runs_containers_with_pinc() {
 
 /// docker run --rm: output and exit code.
 fn run_rm_output(d: &Dockerd) {
-    let out = d.out(&run_args(&["--rm", IMAGE, "sh", "-c", "echo hi; exit 7"]));
+    let out = d.out(&d.run_args(&["--rm", d.image(), "sh", "-c", "echo hi; exit 7"]));
     assert_eq!(stdout(&out), "hi\n", "{}", describe(&out));
     assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
     assert!(
@@ -198,31 +193,12 @@ fn run_rm_output(d: &Dockerd) {
     assert!(left.trim().is_empty(), "--rm left containers: {left}");
 }
 
-/// docker run -i --rm: stdin, stdout and stderr.
-fn run_stdin(d: &Dockerd) {
-    let out = run_with_input(
-        &mut d.docker(&run_args(&[
-            "-i",
-            "--rm",
-            IMAGE,
-            "sh",
-            "-c",
-            "cat; echo to-stderr >&2",
-        ])),
-        b"piped line\n",
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
-    assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
-}
-
 /// docker run -t --rm: terminal through --console-socket.
 fn run_tty(d: &Dockerd) {
-    let out = d.out(&run_args(&[
+    let out = d.out(&d.run_args(&[
         "-t",
         "--rm",
-        IMAGE,
+        d.image(),
         "sh",
         "-c",
         "tty; echo tty-ok; exit 3",
@@ -233,21 +209,9 @@ fn run_tty(d: &Dockerd) {
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
 }
 
-/// docker run of a missing binary exits 127.
-fn run_missing_binary(d: &Dockerd) {
-    let out = d.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
-    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
-}
-
-/// docker run of a non-executable file exits 126.
-fn run_not_executable(d: &Dockerd) {
-    let out = d.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
-    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
-}
-
 /// docker run: --user, --workdir, -e, --hostname, --read-only.
 fn run_options(d: &Dockerd) {
-    let out = d.out(&run_args(&[
+    let out = d.out(&d.run_args(&[
         "--rm",
         "--user",
         "65534:65534",
@@ -258,7 +222,7 @@ fn run_options(d: &Dockerd) {
         "--hostname",
         "pinc-host",
         "--read-only",
-        IMAGE,
+        d.image(),
         "sh",
         "-c",
         concat!(
@@ -278,7 +242,7 @@ fn run_options(d: &Dockerd) {
 /// docker run --memory/--pids-limit, then docker update.
 fn resources_and_update(d: &Dockerd) {
     let id = d
-        .ok(&run_args(&[
+        .ok(&d.run_args(&[
             "-d",
             "--name",
             "limited",
@@ -286,7 +250,7 @@ fn resources_and_update(d: &Dockerd) {
             "64m",
             "--pids-limit",
             "100",
-            IMAGE,
+            d.image(),
             "sleep",
             "1000",
         ]))
@@ -334,9 +298,7 @@ fn resources_and_update(d: &Dockerd) {
 
 /// docker run -d: running, state visible to pinc.
 fn run_detached(d: &Dockerd, pinc: &Path, script: &str, long_id: &mut String) {
-    let out = d.out(&run_args(&[
-        "-d", "--name", "long", IMAGE, "sh", "-c", script,
-    ]));
+    let out = d.out(&d.run_args(&["-d", "--name", "long", d.image(), "sh", "-c", script]));
     assert!(out.status.success(), "{}", describe(&out));
     *long_id = stdout(&out).trim().to_string();
     assert_eq!(long_id.len(), 64, "docker run -d printed {long_id:?}");
@@ -357,41 +319,6 @@ fn run_detached(d: &Dockerd, pinc: &Path, script: &str, long_id: &mut String) {
     );
 }
 
-/// docker exec: output and exit code.
-fn exec_output(d: &Dockerd) {
-    let out = d.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 3"]);
-    assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    let out = d.out(&["exec", "long", "true"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-}
-
-/// docker exec: -i stdin, -e, -u, -w.
-fn exec_options(d: &Dockerd) {
-    let out = run_with_input(
-        &mut d.docker(&["exec", "-i", "long", "cat"]),
-        b"via stdin\n",
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
-    let out = d.out(&[
-        "exec",
-        "-e",
-        "FOO=bar",
-        "-u",
-        "65534:65534",
-        "-w",
-        "/tmp",
-        "long",
-        "sh",
-        "-c",
-        "echo $FOO $(id -u):$(id -g) $(pwd)",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
-}
-
 /// docker exec of a missing binary fails (126, as with runc).
 fn exec_missing_binary(d: &Dockerd) {
     // Docker 20.10 reports every failed exec start as 126 (runc too).
@@ -403,19 +330,6 @@ fn exec_missing_binary(d: &Dockerd) {
     }
     // The container must be unaffected.
     assert_eq!(inspect(d, "{{.State.Running}}", "long"), "true");
-}
-
-/// docker exec of a non-executable file exits 126.
-fn exec_not_executable(d: &Dockerd) {
-    let out = d.out(&["exec", "long", "/etc/passwd"]);
-    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
-}
-
-/// docker exec -t: terminal through --console-socket.
-fn exec_tty(d: &Dockerd) {
-    let out = d.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
-    assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }
 
 /// docker top: lists the container's processes.
@@ -438,16 +352,6 @@ fn top(d: &Dockerd) {
         rows.iter().all(|r| !r.contains("dockerd")),
         "docker top lists host processes:\n{out}"
     );
-}
-
-/// docker pause / unpause.
-fn pause_unpause(d: &Dockerd) {
-    d.ok(&["pause", "long"]);
-    assert_eq!(inspect(d, "{{.State.Status}}", "long"), "paused");
-    d.ok(&["unpause", "long"]);
-    assert_eq!(inspect(d, "{{.State.Status}}", "long"), "running");
-    let out = d.out(&["exec", "long", "echo", "alive"]);
-    assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
 }
 
 /// docker stop: SIGTERM reaches the container, fast.
@@ -481,9 +385,7 @@ fn start_stopped(d: &Dockerd) {
 
 /// docker stop -t 1: escalates to SIGKILL.
 fn stop_escalates(d: &Dockerd) {
-    d.ok(&run_args(&[
-        "-d", "--name", "stubborn", IMAGE, "sleep", "1000",
-    ]));
+    d.ok(&d.run_args(&["-d", "--name", "stubborn", d.image(), "sleep", "1000"]));
     let t = Instant::now();
     d.ok(&["stop", "-t", "1", "stubborn"]);
     let took = t.elapsed();
@@ -498,9 +400,7 @@ fn stop_escalates(d: &Dockerd) {
 /// docker rm -f of a running container.
 fn rm_force_running(d: &Dockerd) {
     let id = d
-        .ok(&run_args(&[
-            "-d", "--name", "doomed", IMAGE, "sleep", "1000",
-        ]))
+        .ok(&d.run_args(&["-d", "--name", "doomed", d.image(), "sleep", "1000"]))
         .trim()
         .to_string();
     let pid: i32 = inspect(d, "{{.State.Pid}}", "doomed")
@@ -545,13 +445,13 @@ fn engine_shutdown(d: &mut Dockerd) {
     // dockerd stops running containers on SIGTERM: TERM, and KILL after
     // the container's stop timeout.
     let last = d
-        .ok(&run_args(&[
+        .ok(&d.run_args(&[
             "-d",
             "--stop-timeout",
             "1",
             "--name",
             "last",
-            IMAGE,
+            d.image(),
             "sleep",
             "1000",
         ]))

@@ -5,43 +5,33 @@
 //! Podman passes no `--root` to the runtime, so pinc keeps these containers'
 //! state in its default root, /run/pinc (ids are unique 64-hex strings).
 //!
-//! The `--ulimit` flags are needed on this machine: podman's default nofile
-//! limit is above the hard limit root may set without CAP_SYS_RESOURCE.
+//! The `--ulimit` flags (`Client::run_prefix`) are needed on this machine:
+//! podman's default nofile limit is above the hard limit root may set
+//! without CAP_SYS_RESOURCE.
 //!
 //! One #[test]: the scenarios run in order; each scenario's failure is
-//! recorded and reported at the end.
+//! recorded and reported at the end. Those Docker has too are written
+//! once, in `pinc_tests::clients`. `PINC_SCENARIOS=exec,pause` runs only
+//! the scenarios so named (and the setup step that starts the shared
+//! container); one that needs an earlier one's effect (rm of the stopped
+//! container) needs it selected too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pinc_tests::daemons::{
-    cgroup_dirs_containing, describe, pinc_abs, rootfs_tar, run_with_input, run_with_timeout,
-    wait_until, Podman, Scenarios, CMD_TIMEOUT,
+use pinc_tests::clients::{
+    exec_not_executable, exec_options, exec_output, exec_tty, inspect, pause_unpause,
+    run_missing_binary, run_not_executable, run_stdin, Client,
 };
-use pinc_tests::{require_root, stderr, stdout};
+use pinc_tests::daemons::{
+    cgroup_dirs_containing, describe, pinc_abs, rootfs_tar, run_with_timeout, wait_until, Podman,
+    Scenarios, CMD_TIMEOUT,
+};
+use pinc_tests::{require_root, stdout};
 
-const IMAGE: &str = "localhost/busybox:local";
 /// pinc's default state root for root (podman passes no --root).
 const PINC_DEFAULT_ROOT: &str = "/run/pinc";
-
-fn run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "run",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
-fn inspect(p: &Podman, fmt: &str, name: &str) -> String {
-    p.ok(&["inspect", "--format", fmt, name]).trim().to_string()
-}
 
 fn pinc_state(pinc: &Path, id: &str) -> serde_json::Value {
     let out = run_with_timeout(
@@ -77,7 +67,7 @@ fn podman_runs_containers_with_pinc() {
     let p = Podman::new(&pinc);
     let tar = rootfs_tar(p.dir());
     let tar_s = tar.to_string_lossy().into_owned();
-    p.ok(&["import", &tar_s, IMAGE]);
+    p.ok(&["import", &tar_s, p.image()]);
     let runtime = p.ok(&["info", "--format", "{{.Host.OCIRuntime.Path}}"]);
     assert_eq!(
         runtime.trim(),
@@ -111,7 +101,7 @@ fn podman_runs_containers_with_pinc() {
     });
 
     let script = "echo started; trap 'echo got-term; exit 0' TERM; while :; do sleep 1; done";
-    s.run("podman run -d: running, state visible to pinc", || {
+    s.setup("podman run -d: running, state visible to pinc", || {
         run_detached(&p, &pinc, script, &mut ids)
     });
 
@@ -162,44 +152,19 @@ fn podman_runs_containers_with_pinc() {
 
 /// podman run --rm: output, ulimit and exit code.
 fn run_rm_output(p: &Podman) {
-    let out = p.out(&run_args(&[
-        "--rm",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hi; ulimit -n; exit 7",
-    ]));
+    let out = p.out(&p.run_args(&["--rm", p.image(), "sh", "-c", "echo hi; ulimit -n; exit 7"]));
     assert_eq!(stdout(&out), "hi\n1024\n", "{}", describe(&out));
     assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
     let left = p.ok(&["ps", "-aq"]);
     assert!(left.trim().is_empty(), "--rm left containers: {left}");
 }
 
-/// podman run -i --rm: stdin, stdout, stderr.
-fn run_stdin(p: &Podman) {
-    let out = run_with_input(
-        &mut p.podman(&run_args(&[
-            "-i",
-            "--rm",
-            IMAGE,
-            "sh",
-            "-c",
-            "cat; echo to-stderr >&2",
-        ])),
-        b"piped line\n",
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "piped line\n", "{}", describe(&out));
-    assert!(stderr(&out).contains("to-stderr"), "{}", describe(&out));
-}
-
 /// podman run -t --rm: terminal through --console-socket.
 fn run_tty(p: &Podman) {
-    let out = p.out(&run_args(&[
+    let out = p.out(&p.run_args(&[
         "-t",
         "--rm",
-        IMAGE,
+        p.image(),
         "sh",
         "-c",
         "tty; echo tty-ok; exit 3",
@@ -210,23 +175,9 @@ fn run_tty(p: &Podman) {
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
 }
 
-/// podman run of a missing binary exits 127.
-fn run_missing_binary(p: &Podman) {
-    let out = p.out(&run_args(&["--rm", IMAGE, "/no/such/binary"]));
-    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
-}
-
-/// podman run of a non-executable file exits 126.
-fn run_not_executable(p: &Podman) {
-    let out = p.out(&run_args(&["--rm", IMAGE, "/etc/passwd"]));
-    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
-}
-
 /// podman run -d: running, state visible to pinc.
 fn run_detached(p: &Podman, pinc: &Path, script: &str, ids: &mut Vec<String>) {
-    let out = p.out(&run_args(&[
-        "-d", "--name", "long", IMAGE, "sh", "-c", script,
-    ]));
+    let out = p.out(&p.run_args(&["-d", "--name", "long", p.image(), "sh", "-c", script]));
     assert!(out.status.success(), "{}", describe(&out));
     let id = stdout(&out).trim().to_string();
     assert_eq!(id.len(), 64, "podman run -d printed {id:?}");
@@ -246,41 +197,6 @@ fn run_detached(p: &Podman, pinc: &Path, script: &str, ids: &mut Vec<String>) {
     );
 }
 
-/// podman exec: output and exit code.
-fn exec_output(p: &Podman) {
-    let out = p.out(&["exec", "long", "sh", "-c", "echo from-exec; exit 5"]);
-    assert_eq!(stdout(&out), "from-exec\n", "{}", describe(&out));
-    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
-    let out = p.out(&["exec", "long", "true"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-}
-
-/// podman exec: -i stdin, -e, -u, -w.
-fn exec_options(p: &Podman) {
-    let out = run_with_input(
-        &mut p.podman(&["exec", "-i", "long", "cat"]),
-        b"via stdin\n",
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "via stdin\n", "{}", describe(&out));
-    let out = p.out(&[
-        "exec",
-        "-e",
-        "FOO=bar",
-        "-u",
-        "65534:65534",
-        "-w",
-        "/tmp",
-        "long",
-        "sh",
-        "-c",
-        "echo $FOO $(id -u):$(id -g) $(pwd)",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out), "bar 65534:65534 /tmp\n", "{}", describe(&out));
-}
-
 /// podman exec of a missing binary exits 127.
 fn exec_missing_binary(p: &Podman) {
     let out = p.out(&["exec", "long", "/no/such/binary"]);
@@ -288,29 +204,6 @@ fn exec_missing_binary(p: &Podman) {
     let out = p.out(&["exec", "long", "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
     assert_eq!(inspect(p, "{{.State.Status}}", "long"), "running");
-}
-
-/// podman exec of a non-executable file exits 126.
-fn exec_not_executable(p: &Podman) {
-    let out = p.out(&["exec", "long", "/etc/passwd"]);
-    assert_eq!(out.status.code(), Some(126), "{}", describe(&out));
-}
-
-/// podman exec -t: terminal through --console-socket.
-fn exec_tty(p: &Podman) {
-    let out = p.out(&["exec", "-t", "long", "sh", "-c", "tty; exit 2"]);
-    assert!(stdout(&out).contains("/dev/pts/"), "{}", describe(&out));
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-}
-
-/// podman pause / unpause.
-fn pause_unpause(p: &Podman) {
-    p.ok(&["pause", "long"]);
-    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "paused");
-    p.ok(&["unpause", "long"]);
-    assert_eq!(inspect(p, "{{.State.Status}}", "long"), "running");
-    let out = p.out(&["exec", "long", "echo", "alive"]);
-    assert_eq!(stdout(&out), "alive\n", "{}", describe(&out));
 }
 
 /// podman stop: SIGTERM reaches the container, fast.
@@ -329,9 +222,7 @@ fn stop_sigterm(p: &Podman) {
 
 /// podman rm -f of a running container.
 fn rm_force_running(p: &Podman, ids: &mut Vec<String>) {
-    let out = p.out(&run_args(&[
-        "-d", "--name", "doomed", IMAGE, "sleep", "1000",
-    ]));
+    let out = p.out(&p.run_args(&["-d", "--name", "doomed", p.image(), "sleep", "1000"]));
     assert!(out.status.success(), "{}", describe(&out));
     let id = stdout(&out).trim().to_string();
     ids.push(id.clone());
