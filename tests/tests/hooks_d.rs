@@ -19,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use pinc_tests::clients::Client;
 use pinc_tests::daemons::{
     describe, require_bin, rootfs_tar, run_with_input, run_with_timeout, Podman, Scenarios,
     CMD_TIMEOUT,
@@ -123,17 +124,8 @@ impl Setup {
     /// `podman --hooks-dir <hooks> run --network none ... extra...`
     fn run(&self, extra: &[&str]) -> Output {
         let hooks = self.hooks.to_string_lossy();
-        let mut args = vec![
-            "--hooks-dir",
-            hooks.as_ref(),
-            "run",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ];
+        let mut args = vec!["--hooks-dir", hooks.as_ref()];
+        args.extend_from_slice(self.podman.run_prefix());
         args.extend_from_slice(extra);
         let cmd = self.podman.podman(&args);
         let mut cmd = if self.private_cgroup_view {

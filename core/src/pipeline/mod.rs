@@ -256,26 +256,8 @@ impl Pipeline {
     }
 }
 
-/// Runs `stage` alone over `spec` as create would, with the request read
-/// from `spec`, as root, in a scratch runtime root (unit tests of stages).
 #[cfg(test)]
-pub(crate) fn apply_for_test(stage: &dyn Stage, spec: &mut Spec) -> Result<Facts, StageError> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = RuntimeRoot::open(dir.path()).expect("root");
-    let request = Request::read(spec).expect("request");
-    let ctx = Context {
-        id: "t",
-        bundle: Path::new("/b"),
-        root: &root,
-        mode: &Mode::Root,
-        systemd_cgroup: false,
-        request: &request,
-        host: &HostRoots::host(),
-    };
-    let mut facts = Facts::default();
-    stage.apply(spec, &ctx, &mut facts)?;
-    Ok(facts)
-}
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;

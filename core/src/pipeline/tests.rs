@@ -16,17 +16,11 @@ impl StageFailure for NoCores {
 fn with_ctx<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = RuntimeRoot::open(dir.path()).expect("root");
-    let request = Request::default();
-    let host = HostRoots::host();
-    f(&Context {
+    let run = testing::TestRun {
         id: "c1",
-        bundle: Path::new("/b"),
-        root: &root,
-        mode: &Mode::Root,
-        systemd_cgroup: false,
-        request: &request,
-        host: &host,
-    })
+        ..Default::default()
+    };
+    run.with_ctx(&root, &Request::default(), f)
 }
 
 fn annotate(

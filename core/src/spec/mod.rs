@@ -6,3 +6,17 @@ pub mod features;
 pub mod normalize;
 pub mod spec_template;
 pub mod validate;
+
+use libcontainer::oci_spec::runtime::Spec;
+
+/// linux.resources.cpu.cpus: the CPUs the spec pins, as written.
+pub fn pinned_cpus(spec: &Spec) -> Option<String> {
+    spec.linux()
+        .as_ref()?
+        .resources()
+        .as_ref()?
+        .cpu()
+        .as_ref()?
+        .cpus()
+        .clone()
+}

@@ -107,17 +107,6 @@ impl Stage for CgroupLimits {
     }
 }
 
-fn spec_cpus(spec: &Spec) -> Option<String> {
-    spec.linux()
-        .as_ref()?
-        .resources()
-        .as_ref()?
-        .cpu()
-        .as_ref()?
-        .cpus()
-        .clone()
-}
-
 /// Keeps the caller's affinity unless the spec pins CPUs: joining a cpuset
 /// cgroup resets affinity, which would undo Slurm's or mpirun's binding.
 /// Create sets it on the init; exec'd processes get it from
@@ -136,7 +125,7 @@ impl Stage for KeepAffinity {
         ctx: &Context<'_>,
         facts: &mut Facts,
     ) -> Result<(), StageError> {
-        let cpus: Option<CpuList> = match spec_cpus(spec) {
+        let cpus: Option<CpuList> = match crate::spec::pinned_cpus(spec) {
             None => Some(affinity::get(0).map_err(FinalizeError::from)?),
             Some(cpus) if matches!(ctx.mode, Mode::Sandbox { .. }) => cpus.parse().ok(),
             Some(_) => None,
@@ -193,28 +182,17 @@ impl Stage for Sandbox {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::pipeline::{HostRoots, Request};
-    use crate::RuntimeRoot;
+    use crate::pipeline::testing::TestRun;
 
     fn run(stage: &dyn Stage, spec: &mut Spec, mode: &Mode, systemd: bool) -> Facts {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = RuntimeRoot::open(dir.path()).expect("root");
-        let request = Request::read(spec).expect("request");
-        let ctx = Context {
+        let run = TestRun {
             id: "c1",
-            bundle: Path::new("/b"),
-            root: &root,
-            mode,
+            mode: mode.clone(),
             systemd_cgroup: systemd,
-            request: &request,
-            host: &HostRoots::host(),
+            ..Default::default()
         };
-        let mut facts = Facts::default();
-        stage.apply(spec, &ctx, &mut facts).expect("apply");
-        facts
+        run.scratch(stage, spec).expect("apply")
     }
 
     fn cgroups_path(spec: &Spec) -> Option<PathBuf> {

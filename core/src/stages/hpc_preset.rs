@@ -177,7 +177,9 @@ mod tests {
 
     impl HpcPresetStage {
         fn apply_to(&self, spec: &mut Spec) -> Result<(), StageError> {
-            crate::pipeline::apply_for_test(self, spec).map(|_| ())
+            crate::pipeline::testing::TestRun::default()
+                .scratch(self, spec)
+                .map(|_| ())
         }
     }
 

@@ -92,17 +92,6 @@ impl PlacementStage {
     }
 }
 
-fn spec_cpus(spec: &Spec) -> Option<String> {
-    spec.linux()
-        .as_ref()?
-        .resources()
-        .as_ref()?
-        .cpu()
-        .as_ref()?
-        .cpus()
-        .clone()
-}
-
 /// Whole cores around `cpus`.
 fn whole_cores(t: &Topology, cpus: &CpuList) -> CpuList {
     t.cores
@@ -247,7 +236,7 @@ impl Stage for PlacementStage {
                 .map_err(PlacementError::from)?;
             return Ok(());
         }
-        let pinned: Option<CpuList> = spec_cpus(spec)
+        let pinned: Option<CpuList> = crate::spec::pinned_cpus(spec)
             .map(|value| {
                 value
                     .parse()

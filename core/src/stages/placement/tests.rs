@@ -61,22 +61,17 @@ fn two_node_machine() -> Topology {
 fn place(
     root: &RuntimeRoot,
     host: &HostRoots,
-    id: &str,
+    id: &'static str,
     spec: &mut Spec,
     facts: &mut Facts,
 ) -> Result<(), StageError> {
-    let request = crate::pipeline::Request::read(spec).expect("request");
-    let ctx = Context {
+    let run = crate::pipeline::testing::TestRun {
         id,
-        bundle: std::path::Path::new("/b"),
-        root,
-        mode: &crate::rootless::Mode::Root,
-        systemd_cgroup: false,
-        request: &request,
-        host,
+        host: host.clone(),
+        ..Default::default()
     };
     let stage = PlacementStage::new(Box::new(|_, _| Ok(two_node_machine())));
-    stage.apply(spec, &ctx, facts)
+    run.apply(&stage, spec, root, facts)
 }
 
 fn asking(entries: &[&str]) -> Spec {
@@ -88,7 +83,7 @@ fn asking(entries: &[&str]) -> Spec {
 }
 
 fn cpus_of(spec: &Spec) -> Option<String> {
-    spec_cpus(spec)
+    crate::spec::pinned_cpus(spec)
 }
 
 #[test]
