@@ -124,7 +124,7 @@ mod tests {
         let refused = crate::stages::placement::Refusal::NoPageSize { name: "1GB".into() };
         let refused = crate::stages::placement::PlacementError::Refused(refused);
         assert_eq!(stage(refused.into()).kind(), ErrorKind::PlacementRefused);
-        let select = crate::stages::devices::DevicesError::CdiRootless;
+        let select = pinc_devices::inject::DevicesError::CdiRootless;
         assert_eq!(stage(select.into()).kind(), ErrorKind::InvalidSpec);
         // A malformed request fails before any stage, as the spec's fault.
         let request = crate::pipeline::Request::from_parts(

@@ -14,8 +14,8 @@
 //! - [`mounts`]: mount work around libcontainer's (propagation, /dev, v1 cgroup).
 //! - [`process`]: exec, the executor, signals, hooks pinc runs or relays.
 //! - [`rootless`]: the rootless sandbox and subordinate ids.
-//! - [`pipeline`]: the stage framework and the one [`pipeline::request`]
-//!   module that reads what a container asks pinc for.
+//! - [`pipeline`]: the stage framework; the request it hands the stages
+//!   is read by `pinc_request`.
 //! - [`stages`]: the stages (MPI preset, devices, placement, and the
 //!   finalize stages every create runs) and the pipelines made of them.
 //! - [`node_topology`], [`ledger`], [`cgroup_plan`]: what stages share: the

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use pinc_cgroup::{affinity, CallerCgroups};
 use pinc_cpulist::CpuList;
 use pinc_errkind::ErrorKind;
+use pinc_request::placement as request;
 use pinc_topology::planner::{plan, Constraints, Placement};
-use pinc_topology::{request, Topology};
+use pinc_topology::Topology;
 
 use crate::ledger::{Allocation, Ledger};
 use crate::pipeline::{HostRoots, StageFailure};
@@ -26,7 +27,7 @@ pub enum NodeError {
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
-    Request(#[from] request::RequestError),
+    Request(#[from] request::PlacementRequestError),
     #[error("nothing to plan: give cpus=N or cores=N")]
     NothingToPlan,
     #[error(transparent)]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use pinc_cpulist::CpuList;
+use pinc_request::placement::{Amount, PlacementRequest, Policy};
 use pinc_topology::planner::{self, Constraints};
-use pinc_topology::request::{Amount, Policy, Request};
 use pinc_topology::Topology;
 
 /// The bytes as text, or `None` for invalid UTF-8 (the parsers take `&str`,
@@ -80,7 +80,10 @@ pub fn check_topology(t: &Topology) {
     let _ = pinc_topology::render::text(t);
     let json = serde_json::to_string(t).expect("a topology serializes");
     let back: Topology = serde_json::from_str(&json).expect("the topology cache reads back");
-    assert_eq!(&back, t, "the topology cache round trip changed the topology");
+    assert_eq!(
+        &back, t,
+        "the topology cache round trip changed the topology"
+    );
 
     let mut seen = std::collections::BTreeSet::new();
     for core in &t.cores {
@@ -99,7 +102,7 @@ pub fn check_topology(t: &Topology) {
         (Amount::Cores(2), Policy::Spread, false),
         (Amount::Cpus(3), Policy::Strict, true),
     ] {
-        let request = Request {
+        let request = PlacementRequest {
             amount: Some(amount),
             smt,
             policy,

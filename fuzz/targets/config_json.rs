@@ -7,10 +7,10 @@
 
 use std::path::Path;
 
-use pinc_cpulist::CpuList;
 use pinc_core::oci_spec::runtime::{Process, Spec};
 use pinc_core::process::exec;
 use pinc_core::spec::{bundle, normalize, validate};
+use pinc_cpulist::CpuList;
 
 /// A list that parses prints as one that parses back to the same set.
 fn cpulist(text: &str) {

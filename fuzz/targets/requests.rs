@@ -1,5 +1,5 @@
 //! What a container asks for in `pinc.io/*` annotations and `PINC_*` env:
-//! all of it read by pinc's one request module (`pipeline::request`:
+//! all of it read by pinc's one request module (`pinc_request`:
 //! placement, `require-cgroups`, `hpc`, `gpus`/`NVIDIA_VISIBLE_DEVICES`,
 //! `rdma`, `cdi.k8s.io/*`), `pinc plan` words after a `--` line,
 //! `NVIDIA_DRIVER_CAPABILITIES`, `cdi.k8s.io/*` names, then what consumes
@@ -8,17 +8,18 @@
 
 use std::path::{Path, PathBuf};
 
-use pinc_cpulist::CpuList;
 use pinc_core::oci_spec::runtime::{Process, Spec};
 use pinc_core::pipeline::{Context, Facts, HostRoots, Request, Stage};
 use pinc_core::rootless::Mode;
-use pinc_core::stages::devices::DevicesStage;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
-use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
+use pinc_cpulist::CpuList;
+use pinc_devices::inject::DevicesStage;
+use pinc_devices::memlock::Memlock;
 use pinc_devices::{cdi, driver, selection, DeviceNode, Gpu, Hca, NodeKind};
+use pinc_request::placement as request;
 use pinc_topology::planner::{self, Constraints};
-use pinc_topology::{devices, request, synthetic};
+use pinc_topology::{devices, synthetic};
 
 fn node(path: &str, major: u64, minor: u64) -> DeviceNode {
     DeviceNode {
@@ -63,7 +64,7 @@ fn hcas() -> Vec<Hca> {
     ]
 }
 
-fn check_request(r: &request::Request) {
+fn check_request(r: &request::PlacementRequest) {
     match r.amount {
         Some(request::Amount::Cpus(n) | request::Amount::Cores(n)) => {
             assert!((1..=65536).contains(&n), "amount {n} out of range")

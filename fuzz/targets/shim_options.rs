@@ -48,7 +48,11 @@ fn main() {
             };
             // What Create saves, `delete` after a shim crash reads back.
             c.save(&bundle).expect("save");
-            assert_eq!(config::ShimConfig::saved(&bundle), c, "saved config changed");
+            assert_eq!(
+                config::ShimConfig::saved(&bundle),
+                c,
+                "saved config changed"
+            );
             let _ = c.state_root("k8s.io");
         }
     });

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use pinc_core::oci_spec::runtime::{Process, Spec};
 use pinc_core::pipeline::{Context, Facts, HostRoots, Request, Stage};
 use pinc_core::rootless::Mode;
-use pinc_core::stages::devices::SlurmGpus;
 use pinc_core::stages::hpc_preset::HpcPresetStage;
-use pinc_core::stages::memlock::Memlock;
 use pinc_core::RuntimeRoot;
+use pinc_devices::inject::SlurmGpus;
+use pinc_devices::memlock::Memlock;
 use pinc_devices::{DeviceNode, Gpu, NodeKind};
 
 fn gpus() -> Vec<Gpu> {
@@ -52,12 +52,14 @@ fn main() {
         let env: HashMap<String, String> = pairs.iter().cloned().collect();
         if let Some(alloc) = SlurmGpus::from_env(|k| env.get(k).cloned()) {
             let all: Vec<&Gpu> = gpus.iter().collect();
-            let held = alloc.restrict(all.clone(), true).expect("`all` is never refused");
+            let held = alloc
+                .restrict(all.clone(), true)
+                .expect("`all` is never refused");
             for g in &held {
                 // Every GPU `all` gave is one a named request may have too.
-                alloc
-                    .restrict(vec![*g], false)
-                    .unwrap_or_else(|e| panic!("GPU {} given for all, refused by name: {e}", g.index));
+                alloc.restrict(vec![*g], false).unwrap_or_else(|e| {
+                    panic!("GPU {} given for all, refused by name: {e}", g.index)
+                });
             }
         }
         let mut spec = Spec::default();

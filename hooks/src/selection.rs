@@ -1,61 +1,20 @@
-//! Requests like `NVIDIA_VISIBLE_DEVICES`: `all`, `none`, `void`, or a comma
-//! list of indexes, UUIDs, PCI bus ids and HCA names.
+//! Which discovered devices a request (`pinc_request::devices`) names:
+//! GPUs by index, UUID or PCI bus id; HCAs by name, index or bus id.
+
+pub use pinc_request::devices::DeviceSelection;
 
 use crate::gpu::Gpu;
 use crate::rdma::Hca;
 
-/// Errors parsing a request or selecting devices.
+/// A selector that names no device this node has.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectionError {
-    #[error("empty entry in device list {request:?}")]
-    EmptySelector { request: String },
     #[error("unknown {kind} {selector:?}; available: {available}")]
     Unknown {
         kind: &'static str,
         selector: String,
         available: String,
     },
-}
-
-/// A parsed device request: which GPUs or HCAs a container asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceSelection {
-    /// `all`
-    All,
-    /// `none`, `void`, or an empty value.
-    Nothing,
-    /// Comma-separated selectors, trimmed, in request order.
-    List(Vec<String>),
-}
-
-impl DeviceSelection {
-    /// Parses a request value with `NVIDIA_VISIBLE_DEVICES` semantics:
-    /// `all`; `none`, `void` or empty = nothing; otherwise a comma list.
-    /// An unset variable also means nothing; callers map `None` to
-    /// [`DeviceSelection::Nothing`] (see [`DeviceSelection::from_env_value`]).
-    pub fn parse(value: &str) -> Result<DeviceSelection, SelectionError> {
-        let trimmed = value.trim();
-        match trimmed {
-            "all" => return Ok(DeviceSelection::All),
-            "" | "none" | "void" => return Ok(DeviceSelection::Nothing),
-            _ => {}
-        }
-        let mut list = Vec::new();
-        for selector in trimmed.split(',').map(str::trim) {
-            if selector.is_empty() {
-                return Err(SelectionError::EmptySelector {
-                    request: value.to_owned(),
-                });
-            }
-            list.push(selector.to_owned());
-        }
-        Ok(DeviceSelection::List(list))
-    }
-
-    /// `None` (variable unset) is [`DeviceSelection::Nothing`].
-    pub fn from_env_value(value: Option<&str>) -> Result<DeviceSelection, SelectionError> {
-        value.map_or(Ok(DeviceSelection::Nothing), DeviceSelection::parse)
-    }
 }
 
 /// Normalizes a PCI address to `dddd:bb:dd.f` (lowercase, 4-digit domain).
@@ -177,35 +136,6 @@ mod tests {
 
     fn list(items: &[&str]) -> DeviceSelection {
         DeviceSelection::List(items.iter().map(|s| (*s).to_owned()).collect())
-    }
-
-    #[test]
-    fn parses_requests() {
-        assert_eq!(
-            DeviceSelection::parse("all").expect("all"),
-            DeviceSelection::All
-        );
-        assert_eq!(
-            DeviceSelection::parse(" all ").expect("all"),
-            DeviceSelection::All
-        );
-        for nothing in ["", "  ", "none", "void"] {
-            assert_eq!(
-                DeviceSelection::parse(nothing).expect("nothing"),
-                DeviceSelection::Nothing
-            );
-        }
-        assert_eq!(
-            DeviceSelection::from_env_value(None).expect("unset"),
-            DeviceSelection::Nothing
-        );
-        assert_eq!(
-            DeviceSelection::parse("0, GPU-abc ,0000:06:00.0").expect("list"),
-            list(&["0", "GPU-abc", "0000:06:00.0"])
-        );
-        let err = DeviceSelection::parse("0,,1").expect_err("empty entry");
-        assert!(err.to_string().contains("\"0,,1\""), "{err}");
-        assert!(DeviceSelection::parse("0,").is_err());
     }
 
     #[test]

@@ -30,8 +30,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use pinc_cpulist::CpuList;
+use pinc_request::placement::{from_words, PlacementRequest};
 use pinc_topology::planner::{plan, Constraints};
-use pinc_topology::request::{from_words, Request};
 use pinc_topology::{from_xml, synthetic, DeviceKind, Topology};
 
 /// SplitMix64: reproducible runs without a dependency.
@@ -104,7 +104,7 @@ fn fixture(file: &str) -> Topology {
     from_xml(&path).unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()))
 }
 
-fn request(words: &[String]) -> Request {
+fn request(words: &[String]) -> PlacementRequest {
     from_words(words.iter().map(String::as_str))
         .expect("the benchmark builds valid words")
         .expect("a CPU request")

@@ -13,7 +13,6 @@ mod lookup;
 pub mod model;
 pub mod planner;
 pub mod render;
-pub mod request;
 pub mod synthetic;
 #[doc(hidden)]
 pub mod testdata;

@@ -1,8 +1,8 @@
 //! Planner behaviour on small hand-built nodes, one property per test.
 
 use pinc_cpulist::CpuList;
+use pinc_request::placement::from_words;
 use pinc_topology::planner::{plan, Constraints, PlanError};
-use pinc_topology::request::from_words;
 use pinc_topology::{Core, Device, DeviceKind, Distances, MemoryKind, NumaNode, Package, Topology};
 
 /// `packages` x `numa_per_pkg` nodes of `cores` cores with `smt` threads,
@@ -93,7 +93,7 @@ fn list(s: &str) -> CpuList {
     s.parse().expect("list")
 }
 
-fn req(words: &[&str]) -> pinc_topology::request::Request {
+fn req(words: &[&str]) -> pinc_request::placement::PlacementRequest {
     from_words(words.iter().copied())
         .expect("valid")
         .expect("some")

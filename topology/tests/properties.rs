@@ -24,9 +24,9 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use pinc_cpulist::CpuList;
+use pinc_request::placement::{from_words, Amount, PlacementRequest, Policy};
 use pinc_topology::devices;
 use pinc_topology::planner::{plan, Constraints, Placement, PlanError};
-use pinc_topology::request::{from_words, Amount, Policy, Request};
 use pinc_topology::{from_xml, synthetic, DeviceKind, MemoryKind, Topology};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -364,7 +364,7 @@ impl<'t> View<'t> {
         w
     }
 
-    /// Request units a free core gives (the planner's definition of size).
+    /// PlacementRequest units a free core gives (the planner's definition of size).
     fn units(&self, amount: Amount, smt: bool, usable: usize) -> usize {
         match (amount, smt) {
             (Amount::Cpus(_), true) => usable,
@@ -373,7 +373,7 @@ impl<'t> View<'t> {
     }
 
     /// Free units per CPU-ful node: cores with no PU taken and some allowed.
-    fn free_units(&self, r: &Request, c: &Constraints) -> HashMap<u32, usize> {
+    fn free_units(&self, r: &PlacementRequest, c: &Constraints) -> HashMap<u32, usize> {
         let amount = r.amount.expect("a CPU request");
         let mut per: HashMap<u32, usize> = self.cpu_nodes.iter().map(|&n| (n, 0)).collect();
         for core in &self.t.cores {
@@ -396,7 +396,7 @@ impl<'t> View<'t> {
     }
 
     /// NUMA nodes of the device selectors, one entry per selector.
-    fn near_nodes(&self, r: &Request) -> Vec<Vec<u32>> {
+    fn near_nodes(&self, r: &PlacementRequest) -> Vec<Vec<u32>> {
         r.near
             .iter()
             .map(|s| {
@@ -488,7 +488,7 @@ fn check_sequence(t: &Topology, e: &Env, jobs: &[Job]) -> Result<(), TestCaseErr
 
 fn check_placement(
     v: &View<'_>,
-    r: &Request,
+    r: &PlacementRequest,
     c: &Constraints,
     p: &Placement,
     words: &[String],
@@ -527,7 +527,7 @@ fn check_placement(
 /// An accepted placement and what its checks share.
 struct Accepted<'a, 't> {
     v: &'a View<'t>,
-    r: &'a Request,
+    r: &'a PlacementRequest,
     c: &'a Constraints,
     p: &'a Placement,
     words: &'a [String],
@@ -813,7 +813,7 @@ fn check_spread(a: &Accepted<'_, '_>) -> Result<(), TestCaseError> {
 
 fn check_refusal(
     v: &View<'_>,
-    r: &Request,
+    r: &PlacementRequest,
     c: &Constraints,
     err: &PlanError,
     words: &[String],

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use pinc_cpulist::CpuList;
+use pinc_request::placement::{from_words, MemMode, PlacementRequest};
 use pinc_topology::planner::{plan, Constraints, Placement, PlanError};
-use pinc_topology::request::{from_words, MemMode, Request};
 use pinc_topology::{from_xml, Topology};
 
 /// A real-machine topology, read in place (see `pinc_topology::testdata`).
@@ -26,7 +26,7 @@ fn list(s: &str) -> CpuList {
     s.parse().expect("cpu list")
 }
 
-fn req(words: &[&str]) -> Request {
+fn req(words: &[&str]) -> PlacementRequest {
     from_words(words.iter().copied())
         .expect("valid request")
         .expect("a request")

@@ -7,8 +7,6 @@
 //! Stages run in order; the first error aborts the create before anything
 //! exists.
 
-pub mod request;
-
 use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
@@ -19,7 +17,7 @@ use crate::cgroup_plan::{HugetlbPlan, RdmaPlan};
 use crate::rootless::{IdMaps, Mode};
 use crate::RuntimeRoot;
 
-pub use request::{Request, RequestError};
+pub use pinc_request::{Request, RequestError};
 
 /// Where the host's /proc, /sys and /dev are read from: "/" on a node, a
 /// fixture tree in tests.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::pipeline::{Context, Facts, Stage, StageError};
-use crate::stages::memlock::{self, Memlock};
+use pinc_devices::memlock::{self, Memlock};
 
 /// Environment passed through from the launcher, by prefix.
 const PASSED_PREFIXES: [&str; 9] = [

@@ -6,13 +6,14 @@
 //!
 //! A new stage: a module here with a type implementing
 //! [`crate::pipeline::Stage`] and its own error enum implementing
-//! [`crate::pipeline::StageFailure`]; its keys in
-//! [`crate::pipeline::request`]; its place in one of the lists below.
+//! [`crate::pipeline::StageFailure`]; its keys in [`pinc_request`]; its
+//! place in one of the lists below. A stage other binaries run too (as
+//! `pinc-hook` runs the devices stage) lives in a crate of its own, with
+//! only its `Stage` impl here.
 
 pub mod devices;
 pub mod finalize;
 pub mod hpc_preset;
-pub mod memlock;
 pub mod placement;
 
 use crate::pipeline::Pipeline;
@@ -22,7 +23,7 @@ use crate::pipeline::Pipeline;
 pub fn hpc() -> Pipeline {
     Pipeline::noop()
         .with_stage(hpc_preset::HpcPresetStage::from_env())
-        .with_stage(devices::DevicesStage::from_env())
+        .with_stage(pinc_devices::inject::DevicesStage::from_env())
         .with_stage(placement::PlacementStage::new(Box::new(
             crate::node_topology::live_topology,
         )))

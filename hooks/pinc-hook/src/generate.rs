@@ -24,7 +24,7 @@ fn device_root() -> PathBuf {
 }
 
 fn discover(root: &Path) -> anyhow::Result<(NvidiaDevices, RdmaDevices)> {
-    let nvml = pinc_core::stages::devices::nvml_library(root);
+    let nvml = pinc_devices::inject::nvml_library(root);
     let gpus =
         pinc_devices::gpu::discover_gpus_with(root, nvml.as_deref()).context("discovering GPUs")?;
     let hcas = pinc_devices::rdma::discover_hcas(root).context("discovering RDMA HCAs")?;

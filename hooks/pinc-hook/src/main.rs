@@ -89,8 +89,8 @@ fn precreate() -> anyhow::Result<()> {
     let mut spec: oci_spec::runtime::Spec =
         serde_json::from_str(&text).context("parsing the spec on stdin")?;
     let original = spec.clone();
-    let request = pinc_core::pipeline::Request::read(&spec)?;
-    let stage = pinc_core::stages::devices::DevicesStage::from_env();
+    let request = pinc_request::Request::read(&spec)?;
+    let stage = pinc_devices::inject::DevicesStage::from_env();
     let rootless = !nix::unistd::geteuid().is_root();
     stage.inject(&mut spec, &request, rootless)?;
     let mut stdout = std::io::stdout().lock();

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_device_name, check_kind, CdiError};
+use pinc_request::cdi::{check_device_name, check_kind};
+
+use super::CdiError;
 
 /// Oldest and newest minor versions (of 0.x.y) pinc reads.
 const MIN_MINOR: u64 = 5;

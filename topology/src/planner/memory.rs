@@ -3,8 +3,8 @@
 use pinc_cpulist::CpuList;
 
 use super::{Constraints, PlanError};
-use crate::request::{MemMode, Request};
 use crate::{MemoryKind, NumaNode, Topology};
+use pinc_request::placement::{MemMode, PlacementRequest};
 
 /// The CPUs a memory node serves: its own, or for a CPU-less node (HBM,
 /// CXL) the ones it sits beside.
@@ -41,7 +41,7 @@ fn hbm_beside_most(t: &Topology, hbm: &CpuList, cpus: &CpuList) -> Option<u32> {
 /// container's cpuset.mems and its memory policy.
 pub(super) fn plan_memory(
     t: &Topology,
-    request: &Request,
+    request: &PlacementRequest,
     c: &Constraints,
     cpus: &CpuList,
     numa_nodes: &[u32],

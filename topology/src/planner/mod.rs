@@ -25,8 +25,8 @@ use pinc_cpulist::CpuList;
 use serde::Serialize;
 
 use crate::devices::DeviceError;
-use crate::request::{Amount, MemMode, Policy, Request};
 use crate::{Core, Topology};
+use pinc_request::placement::{Amount, MemMode, PlacementRequest, Policy};
 
 use memory::plan_memory;
 use nodes::{choose_compact, choose_spread, choose_strict, near_devices};
@@ -170,7 +170,11 @@ impl Job<'_, '_> {
 
 /// Plans a request. `request.amount` must be set (hugepage-only requests
 /// have no CPU placement).
-pub fn plan(t: &Topology, request: &Request, c: &Constraints) -> Result<Placement, PlanError> {
+pub fn plan(
+    t: &Topology,
+    request: &PlacementRequest,
+    c: &Constraints,
+) -> Result<Placement, PlanError> {
     let Some(amount) = request.amount else {
         return Ok(hugepages_only());
     };
@@ -238,7 +242,7 @@ fn hugepages_only() -> Placement {
 }
 
 /// The first reason: what was asked.
-fn request_reason(request: &Request, amount: Amount, need: usize) -> String {
+fn request_reason(request: &PlacementRequest, amount: Amount, need: usize) -> String {
     format!(
         "request: {}{}, policy {:?}",
         describe(amount, need),

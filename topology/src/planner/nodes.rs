@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use super::{describe, Job, PlanError};
 use crate::devices;
-use crate::request::Request;
 use crate::Topology;
+use pinc_request::placement::PlacementRequest;
 
 /// The node set a compact placement grows from `seed`: nearest first by
 /// distance to the set, then same package, then capacity, then index.
@@ -109,7 +109,7 @@ pub(super) fn choose_strict(
     job: &Job<'_, '_>,
     cpu_nodes: &[(u32, usize)],
     near: &Near,
-    request: &Request,
+    request: &PlacementRequest,
     reasons: &mut Vec<String>,
 ) -> Result<Vec<u32>, PlanError> {
     if near.conflict {

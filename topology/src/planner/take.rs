@@ -4,7 +4,7 @@ use pinc_cpulist::CpuList;
 
 use super::nodes::Near;
 use super::{capacity, units, Free, Job};
-use crate::request::{Amount, Policy};
+use pinc_request::placement::{Amount, Policy};
 
 /// A taken core and how many request units it serves.
 #[derive(Debug, Clone)]

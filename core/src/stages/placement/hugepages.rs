@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{LinuxCpu, LinuxHugepageLimit, LinuxResources, Mount, Spec};
 use pinc_cpulist::CpuList;
-use pinc_topology::request::Hugepages;
+use pinc_request::placement::Hugepages;
 use pinc_topology::Topology;
 
 use super::Refusal;

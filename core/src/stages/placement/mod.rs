@@ -10,8 +10,8 @@ use libcontainer::oci_spec::runtime::{
 };
 use pinc_cpulist::CpuList;
 use pinc_errkind::ErrorKind;
+use pinc_request::placement::{self as request, MemMode};
 use pinc_topology::planner::{plan, Constraints, Placement};
-use pinc_topology::request::{self, MemMode};
 use pinc_topology::Topology;
 
 use crate::ledger::{Allocation, Ledger};
@@ -180,7 +180,7 @@ fn validate_pinned(
 fn reserve(
     ctx: &Context<'_>,
     topology: &Topology,
-    request: &request::Request,
+    request: &request::PlacementRequest,
     pinned: Option<&CpuList>,
 ) -> Result<Placement, PlacementError> {
     let (allowed_cpus, allowed_mems) = crate::node_topology::caller_constraints(ctx.host)?;

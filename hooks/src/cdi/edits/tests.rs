@@ -432,7 +432,13 @@ fn unknown_and_malformed_devices() {
     let err = registry
         .apply(&mut spec, &names(&["gpu0"]), Path::new("/"))
         .expect_err("unqualified");
-    assert!(matches!(err, CdiError::BadName { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CdiError::Name(pinc_request::cdi::NameError::BadName { .. })
+        ),
+        "{err:?}"
+    );
     assert_eq!(
         registry
             .apply(&mut spec, &[], Path::new("/"))

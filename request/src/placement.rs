@@ -1,7 +1,8 @@
 //! Placement requests: what CPUs, memory and hugepages a container asks
-//! for, and how each value is spelt. pinc-core reads the keys from a spec
-//! (annotations, env) and hands them here; `pinc plan` gives them as
-//! `key=value` words. Bad values fail with one line naming the key and
+//! for, and how each value is spelt. The crate root reads the keys from a
+//! spec (annotations, env) and hands them here; `pinc plan` gives them as
+//! `key=value` words; the planner (`pinc_topology::planner`) takes the
+//! result. Bad values fail with one line naming the key and
 //! what is accepted.
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ pub const PLACEMENT_KEYS: &[&str] = &[
 
 /// A request that cannot be honoured as written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
+pub enum PlacementRequestError {
     #[error("{source_name}: invalid value {value:?}: {expected}")]
     Value {
         source_name: String,
@@ -76,7 +77,7 @@ pub struct Hugepages {
 
 /// A placement request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Request {
+pub struct PlacementRequest {
     /// None: hugepages only, no CPU placement.
     pub amount: Option<Amount>,
     /// false: one PU per core used, the siblings still reserved.
@@ -90,8 +91,8 @@ pub struct Request {
     pub hugepages: Vec<Hugepages>,
 }
 
-fn bad(source_name: &str, value: &str, expected: &'static str) -> RequestError {
-    RequestError::Value {
+fn bad(source_name: &str, value: &str, expected: &'static str) -> PlacementRequestError {
+    PlacementRequestError::Value {
         source_name: source_name.to_string(),
         value: value.to_string(),
         expected,
@@ -100,7 +101,7 @@ fn bad(source_name: &str, value: &str, expected: &'static str) -> RequestError {
 
 /// pinc's one boolean parser, for every on/off key (`name` is the key as
 /// given, for the message).
-pub fn parse_bool(name: &str, v: &str) -> Result<bool, RequestError> {
+pub fn parse_bool(name: &str, v: &str) -> Result<bool, PlacementRequestError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -108,7 +109,7 @@ pub fn parse_bool(name: &str, v: &str) -> Result<bool, RequestError> {
     }
 }
 
-fn parse_count(name: &str, v: &str) -> Result<usize, RequestError> {
+fn parse_count(name: &str, v: &str) -> Result<usize, PlacementRequestError> {
     match v.trim().parse::<usize>() {
         Ok(n) if n > 0 && n <= 65536 => Ok(n),
         _ => Err(bad(name, v, "a whole number from 1")),
@@ -135,7 +136,7 @@ fn parse_size_kb(v: &str) -> Option<u64> {
 }
 
 /// "2M:512" or "2M:512,1G:4".
-fn parse_hugepages(name: &str, v: &str) -> Result<Vec<Hugepages>, RequestError> {
+fn parse_hugepages(name: &str, v: &str) -> Result<Vec<Hugepages>, PlacementRequestError> {
     const EXPECTED: &str = "SIZE:COUNT[,SIZE:COUNT], e.g. 2M:512 or 1G:4";
     v.split(',')
         .map(str::trim)
@@ -157,14 +158,14 @@ fn parse_hugepages(name: &str, v: &str) -> Result<Vec<Hugepages>, RequestError> 
 /// The request from `key=value` words (`pinc plan cores=2 near=mlx5_0`).
 pub fn from_words<'a>(
     words: impl IntoIterator<Item = &'a str>,
-) -> Result<Option<Request>, RequestError> {
+) -> Result<Option<PlacementRequest>, PlacementRequestError> {
     let mut found = HashMap::new();
     for word in words {
         let (k, v) = word
             .split_once('=')
             .ok_or_else(|| bad(word, word, "KEY=VALUE"))?;
         if !PLACEMENT_KEYS.contains(&k) {
-            return Err(RequestError::UnknownKey(k.to_string()));
+            return Err(PlacementRequestError::UnknownKey(k.to_string()));
         }
         found.insert(k.to_string(), (k.to_string(), v.to_string()));
     }
@@ -175,10 +176,10 @@ pub fn from_words<'a>(
 /// under, and its value); `None` when nothing is asked for.
 pub fn from_given(
     found: HashMap<String, (String, String)>,
-) -> Result<Option<Request>, RequestError> {
+) -> Result<Option<PlacementRequest>, PlacementRequestError> {
     let get = |k: &str| found.get(k).map(|(n, v)| (n.as_str(), v.as_str()));
     let amount = match (get("cpus"), get("cores")) {
-        (Some(_), Some(_)) => return Err(RequestError::CpusAndCores),
+        (Some(_), Some(_)) => return Err(PlacementRequestError::CpusAndCores),
         (Some((n, v)), None) => Some(Amount::Cpus(parse_count(n, v)?)),
         (None, Some((n, v))) => Some(Amount::Cores(parse_count(n, v)?)),
         (None, None) => None,
@@ -216,14 +217,14 @@ pub fn from_given(
         .unwrap_or_default();
     if amount.is_none() {
         if let Some(key) = found.keys().find(|k| *k != "hugepages") {
-            return Err(RequestError::NothingToPlace(found[key].0.clone()));
+            return Err(PlacementRequestError::NothingToPlace(found[key].0.clone()));
         }
         // An empty hugepages value asks for nothing, like no value.
         if hugepages.is_empty() {
             return Ok(None);
         }
     }
-    Ok(Some(Request {
+    Ok(Some(PlacementRequest {
         amount,
         smt: smt.unwrap_or(true),
         policy: policy.unwrap_or_default(),
@@ -320,25 +321,25 @@ mod tests {
         );
         assert!(matches!(
             from_words(["cpus=0"]),
-            Err(RequestError::Value { .. })
+            Err(PlacementRequestError::Value { .. })
         ));
         assert_eq!(
             from_words(["cpus=1", "cores=1"]),
-            Err(RequestError::CpusAndCores)
+            Err(PlacementRequestError::CpusAndCores)
         );
         assert!(matches!(
             from_words(["hugepages=2M"]),
-            Err(RequestError::Value { .. })
+            Err(PlacementRequestError::Value { .. })
         ));
         assert!(matches!(
             from_words(["hugepages=3X:1"]),
-            Err(RequestError::Value { .. })
+            Err(PlacementRequestError::Value { .. })
         ));
         let err = from_words(["cpu=1"]).expect_err("typo");
         assert!(err.to_string().starts_with("cpu: unknown key"), "{err}");
         assert!(matches!(
             from_words(["policy=spread"]),
-            Err(RequestError::NothingToPlace(_))
+            Err(PlacementRequestError::NothingToPlace(_))
         ));
     }
 
@@ -365,7 +366,7 @@ mod tests {
         assert_eq!(from_words(["hugepages= , "]), Ok(None));
         assert_eq!(
             from_words(["hugepages=", "smt=on"]),
-            Err(RequestError::NothingToPlace("smt".into()))
+            Err(PlacementRequestError::NothingToPlace("smt".into()))
         );
     }
 

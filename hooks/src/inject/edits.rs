@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::oci_spec::runtime::{
+use crate::DeviceNode;
+use oci_spec::runtime::{
     Hook, Hooks, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Mount, Spec,
 };
-use pinc_devices::DeviceNode;
 
 use super::DevicesError;
 

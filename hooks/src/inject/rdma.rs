@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::oci_spec::runtime::Spec;
-use pinc_devices::selection::{self, DeviceSelection};
-use pinc_devices::{DeviceNode, Hca};
+use crate::selection::{self, DeviceSelection};
+use crate::{DeviceNode, Hca};
+use oci_spec::runtime::Spec;
 
 use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
-use crate::stages::memlock;
+use crate::memlock;
 
 pub(super) fn inject(
     stage: &DevicesStage,
@@ -19,7 +19,7 @@ pub(super) fn inject(
     rootless: bool,
     out: &mut Injected,
 ) -> Result<(), DevicesError> {
-    let found = pinc_devices::rdma::discover_hcas(&stage.root)?;
+    let found = crate::rdma::discover_hcas(&stage.root)?;
     let mut chosen =
         selection::select_hcas(&found.hcas, request).map_err(|source| DevicesError::Select {
             from: name.to_string(),

@@ -2,10 +2,7 @@
 
 use std::path::PathBuf;
 
-use pinc_devices::selection::SelectionError;
-use pinc_errkind::ErrorKind;
-
-use crate::pipeline::StageFailure;
+use crate::selection::SelectionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesError {
@@ -35,15 +32,15 @@ pub enum DevicesError {
         value: String,
     },
     #[error("NVIDIA_DRIVER_CAPABILITIES")]
-    Capabilities(#[source] pinc_devices::driver::DriverError),
+    Capabilities(#[source] crate::driver::DriverError),
     #[error(transparent)]
-    Driver(pinc_devices::driver::DriverError),
+    Driver(crate::driver::DriverError),
     #[error(transparent)]
-    Gpu(#[from] pinc_devices::GpuError),
+    Gpu(#[from] crate::GpuError),
     #[error(transparent)]
-    Rdma(#[from] pinc_devices::rdma::HcaError),
+    Rdma(#[from] crate::rdma::HcaError),
     #[error(transparent)]
-    Cdi(#[from] pinc_devices::cdi::CdiError),
+    Cdi(#[from] crate::cdi::CdiError),
     #[error("CDI devices are not supported in rootless containers yet")]
     CdiRootless,
     #[error("{} resolves to {}, outside {}", entry.display(), target.display(), sys.display())]
@@ -58,24 +55,4 @@ pub enum DevicesError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl StageFailure for DevicesError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            // The spec names devices this node does not have or may not give.
-            DevicesError::Select { .. }
-            | DevicesError::Capabilities(_)
-            | DevicesError::CdiRootless => ErrorKind::InvalidSpec,
-            DevicesError::NotOpenable { .. }
-            | DevicesError::NoGpus { .. }
-            | DevicesError::OutsideSlurm { .. }
-            | DevicesError::Driver(_)
-            | DevicesError::Gpu(_)
-            | DevicesError::Rdma(_)
-            | DevicesError::Cdi(_)
-            | DevicesError::SysfsEscape { .. }
-            | DevicesError::Resolve { .. } => ErrorKind::Internal,
-        }
-    }
 }

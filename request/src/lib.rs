@@ -14,31 +14,32 @@
 //!
 //! Bad values fail before anything is created, each with one line naming
 //! the key and what is accepted.
+//!
+//! The values' own syntax: [`placement`] (CPUs, memory, hugepages, also
+//! spelt as `pinc plan` words), [`devices`] (GPU and HCA lists) and [`cdi`]
+//! (CDI device names). A leaf crate, so every binary that reads a request
+//! (pinc, the shim, `pinc-hook`) reads it the same way without the rest.
 
 use std::collections::HashMap;
 
-use libcontainer::oci_spec::runtime::Spec;
-use pinc_devices::selection::{DeviceSelection, SelectionError};
-use pinc_topology::request as placement;
+use oci_spec::runtime::Spec;
+
+pub mod cdi;
+pub mod devices;
+pub mod placement;
+
+use devices::{DeviceAsk, DeviceListError, DeviceSelection};
 
 /// Prefix of pinc's annotations.
 pub const ANNOTATION_PREFIX: &str = "pinc.io/";
 
-/// Keys read by the stages other than placement (whose keys the planner
-/// crate defines: [`placement::PLACEMENT_KEYS`]).
+/// Keys read by the stages other than placement (whose keys are
+/// [`placement::PLACEMENT_KEYS`]).
 const STAGE_KEYS: &[&str] = &["hpc", "gpus", "rdma", "require-cgroups"];
 
 /// Keys pinc writes into a final spec: accepted and ignored on input, so a
 /// final spec can be run again.
 const WRITTEN_KEYS: &[&str] = &["placement", "device-locality"];
-
-/// A device request and where it came from (for messages).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceAsk {
-    /// The annotation or variable that carried it.
-    pub from: String,
-    pub selection: DeviceSelection,
-}
 
 /// Everything a container asked pinc for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub struct Request {
     /// CDI devices (`cdi.k8s.io/*` annotations), fully qualified names.
     pub cdi: Vec<String>,
     /// CPUs, memory and hugepages.
-    pub placement: Option<placement::Request>,
+    pub placement: Option<placement::PlacementRequest>,
     /// A Kubernetes pod's sandbox (pause) container: pod annotations reach
     /// it too, but it needs no cores or devices of its own, so their keys
     /// are not read for it.
@@ -70,12 +71,12 @@ pub enum RequestError {
     Devices {
         from: String,
         #[source]
-        source: SelectionError,
+        source: DeviceListError,
     },
     #[error(transparent)]
-    Cdi(#[from] pinc_devices::cdi::CdiError),
+    Cdi(#[from] cdi::NameError),
     #[error(transparent)]
-    Placement(#[from] placement::RequestError),
+    Placement(#[from] placement::PlacementRequestError),
 }
 
 /// A key's value and the annotation or variable it came from.
@@ -216,7 +217,7 @@ impl Request {
         }
         request.gpus = devices(annotations, env, "gpus")?;
         request.rdma = devices(annotations, env, "rdma")?;
-        request.cdi = pinc_devices::cdi::requested_devices(annotations)?;
+        request.cdi = cdi::requested_devices(annotations)?;
         let found: HashMap<String, (String, String)> = placement::PLACEMENT_KEYS
             .iter()
             .filter_map(|key| {

@@ -1,7 +1,7 @@
 //! Inside a Slurm job, the GPUs the job was given bound what a container may
 //! ask for: a `srun ... pinc run` cannot reach a neighbour job's GPU.
 
-use pinc_devices::Gpu;
+use crate::Gpu;
 
 use super::DevicesError;
 
@@ -82,7 +82,7 @@ mod tests {
     use std::collections::HashMap;
     use std::path::PathBuf;
 
-    use pinc_devices::{DeviceNode, NodeKind};
+    use crate::{DeviceNode, NodeKind};
 
     use super::*;
 

@@ -2,7 +2,7 @@
 //! and fabrics): as high as the caller may set it. Shared by the devices
 //! stage and the HPC preset.
 
-use libcontainer::oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType, Spec};
+use oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType, Spec};
 
 /// What the caller may set `RLIMIT_MEMLOCK` to, read once from pinc's own
 /// process: the container cannot go above it.

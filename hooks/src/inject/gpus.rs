@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::oci_spec::runtime::Spec;
-use pinc_devices::driver::{self, Capabilities};
-use pinc_devices::ldcache::{Arch, LdCache};
-use pinc_devices::selection::{self, DeviceSelection};
+use crate::driver::{self, Capabilities};
+use crate::ldcache::{Arch, LdCache};
+use crate::selection::{self, DeviceSelection};
+use oci_spec::runtime::Spec;
 
 use super::DevicesError;
 use super::{edits, DevicesStage, Injected};
@@ -23,7 +23,7 @@ pub fn nvml_library(root: &Path) -> Option<PathBuf> {
         .entries
         .iter()
         .find(|e| e.soname == NVML && e.arch == Arch::native())?;
-    pinc_devices::resolve::resolve_in_root(root, &entry.path).ok()
+    crate::resolve::resolve_in_root(root, &entry.path).ok()
 }
 
 pub(super) fn inject(
@@ -36,13 +36,13 @@ pub(super) fn inject(
     out: &mut Injected,
 ) -> Result<(), DevicesError> {
     let nvml = nvml_library(&stage.root);
-    let found = match pinc_devices::gpu::discover_gpus_with(&stage.root, nvml.as_deref()) {
+    let found = match crate::gpu::discover_gpus_with(&stage.root, nvml.as_deref()) {
         // `all` is in every CUDA image's env: on a node whose driver
         // libraries are installed but whose GPUs are absent (a login node),
         // it must not fail the container.
-        Err(e @ pinc_devices::GpuError::Nvml { .. }) if *request == DeviceSelection::All => {
+        Err(e @ crate::GpuError::Nvml { .. }) if *request == DeviceSelection::All => {
             tracing::warn!(target: "pinc", "NVML unusable ({e}); reading /proc/driver/nvidia");
-            pinc_devices::gpu::discover_gpus(&stage.root)?
+            crate::gpu::discover_gpus(&stage.root)?
         }
         other => other?,
     };

@@ -1,4 +1,4 @@
-//! Round trips of placement requests: a random [`Request`] rendered as a
+//! Round trips of placement requests: a random [`PlacementRequest`] rendered as a
 //! container would write it (`pinc.io/*` annotations, `PINC_*` env, or a
 //! mix, in any of the accepted spellings: case, whitespace, size units,
 //! boolean words) and read by pinc's one request module, and as `pinc plan`
@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use pinc_core::pipeline::request::{self as pinc_request, RequestError};
-use pinc_topology::request::{from_words, Amount, Hugepages, MemMode, Policy, Request};
+use pinc_request::placement::{from_words, Amount, Hugepages, MemMode, PlacementRequest, Policy};
+use pinc_request::RequestError;
 use proptest::prelude::*;
 
 /// One spelling choice per rendered value, drawn by proptest.
@@ -95,7 +95,7 @@ fn selector() -> impl Strategy<Value = String> {
     "[a-z0-9_:.]{1,12}"
 }
 
-fn request() -> impl Strategy<Value = Request> {
+fn request() -> impl Strategy<Value = PlacementRequest> {
     let placed = (
         prop_oneof![
             (1usize..=65536).prop_map(Amount::Cpus),
@@ -116,30 +116,33 @@ fn request() -> impl Strategy<Value = Request> {
         any::<bool>(),
         prop::collection::vec(hugepages(), 0..3),
     )
-        .prop_map(|(amount, smt, policy, near, mem, hbm, hugepages)| Request {
-            amount: Some(amount),
-            smt,
-            policy,
-            near,
-            mem,
-            hbm,
+        .prop_map(
+            |(amount, smt, policy, near, mem, hbm, hugepages)| PlacementRequest {
+                amount: Some(amount),
+                smt,
+                policy,
+                near,
+                mem,
+                hbm,
+                hugepages,
+            },
+        );
+    // Hugepages alone: no CPU placement, every other field at its default.
+    let hugepages_only =
+        prop::collection::vec(hugepages(), 1..3).prop_map(|hugepages| PlacementRequest {
+            amount: None,
+            smt: true,
+            policy: Policy::Compact,
+            near: Vec::new(),
+            mem: None,
+            hbm: false,
             hugepages,
         });
-    // Hugepages alone: no CPU placement, every other field at its default.
-    let hugepages_only = prop::collection::vec(hugepages(), 1..3).prop_map(|hugepages| Request {
-        amount: None,
-        smt: true,
-        policy: Policy::Compact,
-        near: Vec::new(),
-        mem: None,
-        hbm: false,
-        hugepages,
-    });
     prop_oneof![3 => placed, 1 => hugepages_only]
 }
 
 /// The request's keys and values; defaults are left out when `sparse`.
-fn render(r: &Request, s: &[Spelling], sparse: bool) -> Vec<(&'static str, String)> {
+fn render(r: &PlacementRequest, s: &[Spelling], sparse: bool) -> Vec<(&'static str, String)> {
     let mut kv = Vec::new();
     match r.amount {
         Some(Amount::Cpus(n)) => kv.push(("cpus", s[0].case(&n.to_string()))),
@@ -250,7 +253,7 @@ proptest! {
     /// Any other `pinc.io/` key is refused by name, whatever else is there.
     #[test]
     fn unknown_keys_are_named(r in request(), key in "[a-z]{1,10}") {
-        prop_assume!(!pinc_topology::request::PLACEMENT_KEYS.contains(&key.as_str()));
+        prop_assume!(!pinc_request::placement::PLACEMENT_KEYS.contains(&key.as_str()));
         prop_assume!(!["hpc", "gpus", "rdma", "require-cgroups", "placement", "device-locality"]
             .contains(&key.as_str()));
         let spelling = Spelling { upper: false, pad: false, word: 0, unit: 0 };

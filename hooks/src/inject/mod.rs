@@ -10,8 +10,11 @@
 //! tests on machines without GPUs or HCAs). The caller's environment (not
 //! the container's) also supplies the Slurm allocation and the memlock limit.
 //!
-//! The chosen devices' PCI addresses are handed to the placement stage,
-//! which runs next, as [`DeviceLocality`].
+//! The chosen devices' PCI addresses ([`Injected::near`]) are what the
+//! placement stage, which runs next, places the container near.
+//!
+//! pinc runs this as a stage of its pipeline; `pinc-hook precreate` runs it
+//! for runc and crun through podman's hooks.d.
 
 mod edits;
 mod error;
@@ -21,11 +24,11 @@ mod slurm;
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::oci_spec::runtime::Spec;
-use pinc_devices::cdi;
+use oci_spec::runtime::Spec;
+use pinc_request::Request;
 
-use crate::pipeline::{Context, DeviceLocality, Facts, Request, Stage, StageError};
-use crate::stages::memlock::Memlock;
+use crate::cdi;
+use crate::memlock::Memlock;
 
 pub use error::DevicesError;
 pub use gpus::nvml_library;
@@ -159,30 +162,4 @@ fn find_hook() -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file()
-}
-
-impl Stage for DevicesStage {
-    fn name(&self) -> &'static str {
-        "devices"
-    }
-
-    fn apply(
-        &self,
-        spec: &mut Spec,
-        ctx: &Context<'_>,
-        facts: &mut Facts,
-    ) -> Result<(), StageError> {
-        let out = self.inject(spec, ctx.request, ctx.rootless())?;
-        facts.device_locality = DeviceLocality(out.near.clone());
-        if !out.devices.is_empty() || !out.cdi.is_empty() {
-            tracing::info!(
-                target: "pinc",
-                devices = ?out.devices,
-                mounts = out.mounts.len(),
-                cdi = ?out.cdi,
-                "injected devices"
-            );
-        }
-        Ok(())
-    }
 }

@@ -1,4 +1,4 @@
-use pinc_topology::request::{Amount, Policy};
+use crate::placement::{Amount, Policy};
 
 use super::*;
 
