@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::lifecycle::{alive, create, err, make, start, Made, R};
+use super::lifecycle::{alive, create, err, make, start, state_pid, Made, R};
 use super::{ensure, never, LifeCase};
 use crate::runtime::Harness;
 
@@ -74,6 +74,26 @@ fn hooked<'h>(
     Ok((m, out))
 }
 
+/// Starts a hooked container and waits until its init runs `sleep`. The
+/// startContainer hook runs in the container just before that exec, and
+/// `start` may return first (runc's does): a delete right after start
+/// could kill the hook mid-write, on any runtime, when the host is slow.
+fn start_hooked(h: &Harness, m: &Made<'_>) -> R {
+    let pid = state_pid(h, &m.id)?;
+    start(h, &m.id)?;
+    for _ in 0..500 {
+        let argv = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if argv == b"sleep\x001000\x00" {
+            return Ok(());
+        }
+        ensure(alive(pid), || {
+            format!("init {pid} ended before it ran sleep")
+        })?;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(format!("init {pid} did not run sleep within 10 s of start"))
+}
+
 fn pos(order: &[String], name: &str) -> Result<usize, String> {
     order
         .iter()
@@ -84,7 +104,7 @@ fn pos(order: &[String], name: &str) -> Result<usize, String> {
 fn hooks_order(h: &Harness) -> R {
     let (m, out) = hooked(h, None)?;
     create(h, &m, &[])?;
-    start(h, &m.id)?;
+    start_hooked(h, &m)?;
     let r = err(h.rt(&["delete", "--force", &m.id]))?;
     ensure(r.ok(), || format!("delete --force: {}", r.why()))?;
     let o = order(&out);
@@ -122,7 +142,7 @@ fn hooks_state(h: &Harness, field: Field) -> R {
     let (m, out) = hooked(h, None)?;
     create(h, &m, &[])?;
     let pid = h.state(&m.id)?["pid"].as_i64().unwrap_or(0);
-    start(h, &m.id)?;
+    start_hooked(h, &m)?;
     let r = err(h.rt(&["delete", "--force", &m.id]))?;
     ensure(r.ok(), || format!("delete --force: {}", r.why()))?;
     let bundle = m
@@ -244,7 +264,7 @@ fn create_container_fails(h: &Harness) -> R {
 fn poststop_fails(h: &Harness) -> R {
     let (m, out) = hooked(h, Some("poststop"))?;
     create(h, &m, &[])?;
-    start(h, &m.id)?;
+    start_hooked(h, &m)?;
     let r = err(h.rt(&["delete", "--force", &m.id]))?;
     // runtime-spec: a failing poststop hook is logged; the lifecycle goes on.
     ensure(order(&out).iter().any(|n| n == "poststop"), || {
