@@ -20,14 +20,7 @@ pub fn path(name: &str) -> Option<PathBuf> {
     dir().map(|d| d.join(name))
 }
 
-/// For a test to return early: true (with one line saying why) when the
-/// real-machine topologies are not on this machine.
-pub fn absent() -> bool {
-    let absent = dir().is_none();
-    if absent {
-        eprintln!(
-            "skipped: no real-machine topologies (set PINC_TOPOLOGIES, or put shared/topologies beside the checkout)"
-        );
-    }
-    absent
-}
+/// Why a test that needs the real-machine topologies skips without them
+/// (tests skip through `pinc_testkit::skip!`, so the skip is counted).
+pub const ABSENT: &str =
+    "no real-machine topologies (set PINC_TOPOLOGIES, or put shared/topologies beside the checkout)";

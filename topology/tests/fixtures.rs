@@ -1,12 +1,15 @@
 //! Loads the real-machine hwloc XML fixtures (read in place, see `pinc_topology::testdata`) and
 //! checks the facts their README states, plus `live()` on this machine.
 
+#[macro_use]
+mod common;
+
 use pinc_cpulist::CpuList;
 use pinc_topology::{from_xml, live, DeviceKind, HugepagePool, MemoryKind, Topology};
 
 /// A real-machine topology, read in place (see `pinc_topology::testdata`).
 fn load(name: &str) -> Topology {
-    let path = pinc_topology::testdata::path(name).expect("tests check testdata::absent first");
+    let path = pinc_topology::testdata::path(name).expect("tests check needs_topologies! first");
     from_xml(&path).unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()))
 }
 
@@ -68,9 +71,7 @@ fn check_consistent(t: &Topology) {
 
 #[test]
 fn ibm_power8_sparse_ids() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("ibm-power8-2s-4p100.xml");
     check_consistent(&t);
     assert_eq!(t.packages.len(), 2);
@@ -118,9 +119,7 @@ fn ibm_power8_sparse_ids() {
 
 #[test]
 fn hp_sl390s_interleaved_numbering() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("hp-sl390s-2s-6c-3gpu-ib.xml");
     check_consistent(&t);
     assert_eq!(t.packages.len(), 2);
@@ -174,9 +173,7 @@ fn hp_sl390s_interleaved_numbering() {
 
 #[test]
 fn supermicro_x9drg_gpus_and_shared_bus_id() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("supermicro-x9drg-2s-e5-gpu-ib.xml");
     check_consistent(&t);
     assert_eq!(t.numa_nodes.len(), 2);
@@ -237,9 +234,7 @@ fn supermicro_x9drg_gpus_and_shared_bus_id() {
 
 #[test]
 fn nec_everything_on_numa0_and_hugepages() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("nec-2s-skylake-8ve-2ib.xml");
     check_consistent(&t);
     assert_eq!(t.numa_nodes.len(), 2);
@@ -300,9 +295,7 @@ fn nec_everything_on_numa0_and_hugepages() {
 
 #[test]
 fn intel_knl_mcdram_is_cpuless_hbm() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("intel-knl-snc4-hybrid-8numa.xml");
     check_consistent(&t);
     assert_eq!(t.packages.len(), 1);
@@ -339,9 +332,7 @@ fn intel_knl_mcdram_is_cpuless_hbm() {
 
 #[test]
 fn amd_epyc_l3_groups() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = load("amd-epyc9654-2s-384pu.xml");
     check_consistent(&t);
     assert_eq!(t.packages.len(), 2);

@@ -19,6 +19,9 @@
 //! node count. Planner bugs these properties found are pinned by minimal
 //! regression tests at the end.
 
+#[macro_use]
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -229,7 +232,7 @@ const FIXTURES: &[&str] = &[
 
 /// A real-machine topology file, read in place (see `pinc_topology::testdata`).
 fn fixture_path(name: &str) -> PathBuf {
-    pinc_topology::testdata::path(name).expect("tests check testdata::absent first")
+    pinc_topology::testdata::path(name).expect("tests check needs_topologies! first")
 }
 
 static LOADED: LazyLock<Vec<Topology>> = LazyLock::new(|| {
@@ -870,6 +873,21 @@ fn check_refusal(
     Ok(())
 }
 
+/// Every property on the real fixtures (outside `proptest!` so that their
+/// absence is one counted skip, not 1024 empty cases).
+#[test]
+fn fixture_sequences() {
+    needs_topologies!();
+    let config = ProptestConfig {
+        cases: 1024,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(which in 0..FIXTURES.len(), e in env(), js in jobs())| {
+        check_sequence(&LOADED[which], &e, &js)?;
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 1024,
@@ -882,15 +900,6 @@ proptest! {
     fn synthetic_sequences(s in synth(), e in env(), js in jobs()) {
         let t = s.build();
         check_sequence(&t, &e, &js)?;
-    }
-
-    /// Every property on the real fixtures.
-    #[test]
-    fn fixture_sequences(which in 0..FIXTURES.len(), e in env(), js in jobs()) {
-        if pinc_topology::testdata::absent() {
-            return Ok(());
-        }
-        check_sequence(&LOADED[which], &e, &js)?;
     }
 
     /// Filling a node with single cores, then everything refuses with
@@ -972,9 +981,7 @@ fn spread_smt_cpus_leave_an_idle_reserved_core() {
 #[test]
 
 fn conflicting_devices_smt_cpus_leave_the_hca_side_without_cpus() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &LOADED[2];
     let p = one(t, &["cpus=2", "near=03:00.0,mlx5_0"]).expect("plan");
     let nodes: BTreeSet<u32> = p.cpus.iter().filter_map(|c| t.numa_of_pu(c)).collect();

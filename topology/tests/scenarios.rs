@@ -1,6 +1,9 @@
 //! Placement scenarios on the real-machine fixtures (read in place, see `pinc_topology::testdata`),
 //! with the CPU lists computed from the facts the fixtures' README states.
 
+#[macro_use]
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
@@ -11,7 +14,7 @@ use pinc_topology::{from_xml, Topology};
 
 /// A real-machine topology, read in place (see `pinc_topology::testdata`).
 fn load(name: &str) -> Topology {
-    let path = pinc_topology::testdata::path(name).expect("tests check testdata::absent first");
+    let path = pinc_topology::testdata::path(name).expect("tests check needs_topologies! first");
     from_xml(&path).unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()))
 }
 
@@ -102,9 +105,7 @@ fn packages(t: &Topology, cpus: &CpuList) -> BTreeSet<u32> {
 
 #[test]
 fn supermicro_strict_near_the_hca_is_numa1() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&SUPERMICRO).place("a", &["cores=8", "near=mlx5_0", "policy=strict"]);
     assert_eq!(p.cpus, list("8-15,24-31"));
     assert_eq!(p.reserved, p.cpus);
@@ -119,9 +120,7 @@ fn supermicro_strict_near_the_hca_is_numa1() {
 
 #[test]
 fn supermicro_shared_bus_id_resolves_to_the_hca() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     // 0000:04:00.0 is both the SAS HBA (NUMA 0) and the HCA (NUMA 1): the
     // planner prefers the HCA.
     let p = Node::new(&SUPERMICRO).place("a", &["cores=2", "near=0000:04:00.0"]);
@@ -137,9 +136,7 @@ fn supermicro_shared_bus_id_resolves_to_the_hca() {
 
 #[test]
 fn supermicro_gpu_and_hca_on_different_sockets() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     // compact: both nodes, one core on each (cores, so no SMT quota issue).
     let p = Node::new(&SUPERMICRO).place("a", &["cores=2", "near=03:00.0,mlx5_0"]);
     assert_eq!(p.numa_nodes, vec![0, 1]);
@@ -174,9 +171,7 @@ fn supermicro_gpu_and_hca_on_different_sockets() {
 
 #[test]
 fn supermicro_spill_and_strict_refusal() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&SUPERMICRO).place("a", &["cores=9"]);
     assert_eq!(p.cpus, list("0-8,16-24"));
     assert_eq!(p.mems, list("0-1"));
@@ -194,9 +189,7 @@ fn supermicro_spill_and_strict_refusal() {
 
 #[test]
 fn supermicro_fragmentation_best_fit_and_spill() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let mut n = Node::new(&SUPERMICRO);
     let a = n.place("a", &["cores=4"]);
     assert_eq!(a.cpus, list("0-3,16-19"));
@@ -221,9 +214,7 @@ fn supermicro_fragmentation_best_fit_and_spill() {
 
 #[test]
 fn supermicro_exhaustion_messages() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let mut n = Node::new(&SUPERMICRO);
     n.place("a", &["cores=8"]);
     n.place("b", &["cores=8"]);
@@ -252,9 +243,7 @@ fn supermicro_exhaustion_messages() {
 
 #[test]
 fn supermicro_inside_the_callers_cpus() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     // A Slurm step holding half of each socket.
     let mut n = Node::within(&SUPERMICRO, "4-11,20-27");
     let p = n.place("a", &["cores=4"]);
@@ -271,9 +260,7 @@ fn supermicro_inside_the_callers_cpus() {
 
 #[test]
 fn supermicro_inside_the_callers_cpus_spill() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let n = Node::within(&SUPERMICRO, "4-11,20-27");
     let p = n.try_place(&["cores=5"]).expect("8 allowed");
     assert_eq!(p.cpus, list("4-8,20-24"));
@@ -282,9 +269,7 @@ fn supermicro_inside_the_callers_cpus_spill() {
 
 #[test]
 fn supermicro_smt_off_and_cpus() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&SUPERMICRO).place("a", &["cpus=4", "smt=off"]);
     assert_eq!(p.cpus, list("0-3"));
     assert_eq!(p.reserved, list("0-3,16-19"));
@@ -300,9 +285,7 @@ fn supermicro_smt_off_and_cpus() {
 
 #[test]
 fn hp_interleaved_whole_node_near_the_gpu() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&HP).place("a", &["cores=6", "near=0000:06:00.0"]);
     let evens: CpuList = (0..24).filter(|p| p % 2 == 0).collect();
     assert_eq!(
@@ -317,9 +300,7 @@ fn hp_interleaved_whole_node_near_the_gpu() {
 
 #[test]
 fn hp_interleaved_small_jobs() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let mut n = Node::new(&HP);
     let p = n.place("a", &["cores=2", "near=06:00.0"]);
     assert_eq!(p.cpus, list("0,2,12,14"));
@@ -351,9 +332,7 @@ fn hp_interleaved_small_jobs() {
 
 #[test]
 fn power8_sparse_ids() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&POWER8).place("a", &["cores=4", "near=000a:01:00.0"]);
     assert_eq!(p.cpus, list("80-81,88-89,96-97,104-105"));
     assert_eq!(p.mems, list("1"));
@@ -382,9 +361,7 @@ fn power8_sparse_ids() {
 
 #[test]
 fn nec_device_node_full_compact_spills_strict_refuses() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let mut n = Node::new(&NEC);
     let p = n.place("a", &["cores=8", "near=0000:1a:00.0", "policy=strict"]);
     assert_eq!(p.cpus, list("0-7,16-23"));
@@ -402,9 +379,7 @@ fn nec_device_node_full_compact_spills_strict_refuses() {
 
 #[test]
 fn hbm_on_a_node_without_hbm_is_refused() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let err = Node::new(&NEC)
         .try_place(&["cores=1", "hbm=on"])
         .expect_err("no HBM");
@@ -420,9 +395,7 @@ fn hbm_on_a_node_without_hbm_is_refused() {
 
 #[test]
 fn knl_hbm_adds_the_paired_mcdram() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&KNL).place("a", &["cores=4", "hbm=on"]);
     assert_eq!(p.cpus, list("0-3,16-19,32-35,48-51"));
     assert_eq!(p.numa_nodes, vec![0]);
@@ -439,9 +412,7 @@ fn knl_hbm_adds_the_paired_mcdram() {
 
 #[test]
 fn knl_hbm_follows_the_cpus_across_quadrants() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let mut n = Node::new(&KNL);
     n.place("a", &["cores=4"]);
     let p = n.place("b", &["cores=2", "hbm=on"]);
@@ -454,9 +425,7 @@ fn knl_hbm_follows_the_cpus_across_quadrants() {
 
 #[test]
 fn knl_spread_over_quadrants() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&KNL).place("a", &["cores=4", "policy=spread"]);
     assert_eq!(p.numa_nodes, vec![0, 1, 2, 3]);
     assert_eq!(p.cpus, list("0,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60"));
@@ -474,9 +443,7 @@ fn ccd(g: u32) -> CpuList {
 
 #[test]
 fn epyc_eight_cores_stay_on_one_ccd_nine_span_two() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let p = Node::new(t).place("a", &["cores=8"]);
     assert_eq!(p.cpus, ccd(0));
@@ -492,9 +459,7 @@ fn epyc_eight_cores_stay_on_one_ccd_nine_span_two() {
 
 #[test]
 fn epyc_ccds_fill_one_by_one() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let mut n = Node::new(t);
     for g in 0..24 {
@@ -514,9 +479,7 @@ fn epyc_ccds_fill_one_by_one() {
 
 #[test]
 fn epyc_best_fit_ccd_under_fragmentation() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let mut n = Node::new(t);
     // Leave CCD 0 with 3 free cores and CCD 1 with 5.
@@ -536,9 +499,7 @@ fn epyc_best_fit_ccd_under_fragmentation() {
 
 #[test]
 fn epyc_fragmented_ccds() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let mut n = Node::new(t);
     // One core held in every CCD: 7 free in each.
@@ -561,9 +522,7 @@ fn epyc_fragmented_ccds() {
 #[test]
 
 fn epyc_l3_spill_crosses_packages() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let mut n = Node::new(t);
     for g in (0..24u32).filter(|g| *g != 0 && *g != 12) {
@@ -581,9 +540,7 @@ fn epyc_l3_spill_crosses_packages() {
 
 #[test]
 fn epyc_whole_package_and_beyond() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*EPYC;
     let p = Node::new(t).place("a", &["cores=96"]);
     assert_eq!(packages(t, &p.cpus), BTreeSet::from([0]));
@@ -595,9 +552,7 @@ fn epyc_whole_package_and_beyond() {
 
 #[test]
 fn hugepages_only_request_has_no_cpus() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let p = Node::new(&NEC).place("a", &["hugepages=2M:16"]);
     assert!(p.cpus.is_empty() && p.reserved.is_empty() && p.mems.is_empty());
 }
@@ -609,9 +564,7 @@ fn hugepages_only_request_has_no_cpus() {
 #[test]
 
 fn allowed_mems_steer_the_choice() {
-    if pinc_topology::testdata::absent() {
-        return;
-    }
+    needs_topologies!();
     let t = &*SUPERMICRO;
     let c = Constraints {
         allowed_cpus: t.pus(),

@@ -2,18 +2,18 @@ use pinc_topology::{planner, DeviceKind};
 
 use super::*;
 
-/// A real-machine topology, read in place (`None`: not on this machine).
+/// A real-machine topology, read in place (`None`: not on this machine,
+/// and the caller skips).
 fn fixture() -> Option<Topology> {
-    if pinc_topology::testdata::absent() {
-        return None;
-    }
     let path = pinc_topology::testdata::path("hp-sl390s-2s-6c-3gpu-ib.xml")?;
     Some(pinc_topology::from_xml(&path).expect("fixture topology"))
 }
 
 #[test]
 fn injected_devices_steer_placement_when_the_topology_knows_them() {
-    let Some(t) = fixture() else { return };
+    let Some(t) = fixture() else {
+        pinc_testkit::skip!("{}", pinc_topology::testdata::ABSENT)
+    };
     let gpus: Vec<&pinc_topology::Device> = t
         .devices
         .iter()
@@ -46,7 +46,9 @@ fn injected_devices_steer_placement_when_the_topology_knows_them() {
 
 #[test]
 fn no_devices_no_locality() {
-    let Some(t) = fixture() else { return };
+    let Some(t) = fixture() else {
+        pinc_testkit::skip!("{}", pinc_topology::testdata::ABSENT)
+    };
     assert!(near(&DeviceLocality::default(), &t).is_empty());
 }
 
