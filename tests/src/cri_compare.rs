@@ -361,6 +361,27 @@ impl Ctx<'_> {
             .unwrap_or_else(|| panic!("ContainerStatus {id}: no status"))
     }
 
+    /// The host pid of the container's process, from the verbose status
+    /// containerd gives (its `info` entry holds the pid).
+    pub fn pid(&mut self, id: &str) -> i32 {
+        let r = self
+            .d
+            .client
+            .container_status(ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: true,
+            })
+            .unwrap_or_else(|e| panic!("ContainerStatus {id} (verbose): {e}"));
+        let info = r.info.get("info").map(String::as_str).unwrap_or("{}");
+        let info: serde_json::Value = serde_json::from_str(info)
+            .unwrap_or_else(|e| panic!("ContainerStatus {id}: info is not JSON ({e}): {info}"));
+        info["pid"]
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|&p| p > 0)
+            .unwrap_or_else(|| panic!("ContainerStatus {id}: no pid in {info}"))
+    }
+
     /// Waits (bounded) until the container has exited; returns its status.
     pub fn wait_exited(&mut self, id: &str, timeout: Duration) -> ContainerStatus {
         let deadline = Instant::now() + timeout;

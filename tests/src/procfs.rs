@@ -59,6 +59,16 @@ pub fn alive(pid: i32) -> bool {
     stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
 }
 
+/// A signal mask line of `/proc/<pid>/status` ("SigCgt", "SigIgn",
+/// "SigBlk"...) as bits (signal n is bit n - 1); None when it is gone.
+pub fn signal_mask(pid: i32, field: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hex = s
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +91,22 @@ mod tests {
         );
         assert!(!environ(me).is_empty() || std::env::vars_os().next().is_none());
         assert_eq!(cmdline(-1), "");
+    }
+
+    #[test]
+    fn signal_masks_show_an_ignored_signal() {
+        let bit = 1u64 << (libc::SIGUSR2 - 1);
+        let me = std::process::id() as i32;
+        let before = signal_mask(me, "SigIgn").expect("SigIgn");
+        // SAFETY: SIG_IGN for SIGUSR2 touches no Rust state; the old
+        // disposition is put back below.
+        let old = unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+        let during = signal_mask(me, "SigIgn").expect("SigIgn");
+        // SAFETY: as above, restoring what was there.
+        unsafe { libc::signal(libc::SIGUSR2, old) };
+        assert_eq!(before & bit, 0, "SIGUSR2 ignored before: {before:x}");
+        assert_ne!(during & bit, 0, "SIGUSR2 not shown ignored: {during:x}");
+        assert_eq!(signal_mask(me, "NoSuchMask"), None);
+        assert_eq!(signal_mask(-1, "SigIgn"), None);
     }
 }

@@ -4,10 +4,10 @@
 
 use std::fs;
 use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pinc_tests::{require_root, stderr, stdout, unique_id, Bundle, Pinc};
+use pinc_tests::daemons::poll_every;
+use pinc_tests::{cgroup_dirs_named, require_root, stderr, stdout, unique_id, Bundle, Pinc};
 use serde_json::{json, Value};
 
 /// Fields of /proc/<pid>/status that must match between init and exec.
@@ -184,22 +184,37 @@ fn exec_ignore_paused_does_not_lock_out_resume_or_delete() {
     pinc.ok(&["pause", &id]);
     let mut exec = pinc.cmd(&["exec", "--ignore-paused", &id, "echo", "ran"]);
     exec.stdout(std::process::Stdio::piped());
-    let child = exec.spawn().expect("spawn exec");
-    // The exec'd process is frozen with the container; resume must still
-    // get the id lock, and the exec then completes.
-    sleep(Duration::from_millis(500));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut child = exec.spawn().expect("spawn exec");
+    // The exec'd process joins the frozen cgroup and stops there, beside
+    // init; resume must still get the id lock, and the exec then completes.
+    let freezer = cgroup_dirs_named(&id)
+        .into_iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/freezer"))
+        .expect("the container has a freezer cgroup");
+    let procs = freezer.join("cgroup.procs");
+    let joined = poll_every(Duration::from_secs(20), Duration::from_millis(20), || {
+        fs::read_to_string(&procs).map_or(0, |t| t.lines().count()) >= 2
+    });
+    assert!(
+        joined,
+        "the exec'd process never joined {}",
+        procs.display()
+    );
+    assert!(
+        child.try_wait().expect("poll exec").is_none(),
+        "exec finished while the container was paused"
+    );
     let mut resume = pinc.cmd(&["resume", &id]).spawn().expect("spawn resume");
-    let resumed = loop {
-        if let Some(status) = resume.try_wait().expect("wait resume") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = resume.kill();
-            panic!("resume hung behind the paused exec");
-        }
-        sleep(Duration::from_millis(50));
-    };
+    let mut resumed = None;
+    let finished = poll_every(Duration::from_secs(20), Duration::from_millis(50), || {
+        resumed = resume.try_wait().expect("wait resume");
+        resumed.is_some()
+    });
+    if !finished {
+        let _ = resume.kill();
+        panic!("resume hung behind the paused exec");
+    }
+    let resumed = resumed.expect("resume exited");
     assert!(resumed.success(), "resume succeeded");
     let out = child.wait_with_output().expect("exec output");
     assert!(out.status.success(), "{}", stderr(&out));

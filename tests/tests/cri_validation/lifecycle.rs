@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use k8s_cri::v1::*;
 use pinc_tests::cri_compare::{Ctx, Facts, Suite};
+use pinc_tests::daemons::wait_until;
+use pinc_tests::procfs::signal_mask;
 
 const EXITED: i32 = ContainerState::ContainerExited as i32;
 const RUNNING: i32 = ContainerState::ContainerRunning as i32;
@@ -170,8 +172,16 @@ fn stop_timeout_term_honoured_or_killed(c: &mut Ctx<'_>) -> Facts {
         &["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"],
         named("stubborn"),
     );
-    // Let the shells install their traps before the signal comes.
-    std::thread::sleep(Duration::from_millis(500));
+    // The signal must come after the shells set their traps: wait until
+    // each shows TERM caught, or ignored, in its signal masks.
+    let term = 1u64 << (libc::SIGTERM - 1);
+    for (id, mask) in [(&polite, "SigCgt"), (&stubborn, "SigIgn")] {
+        let pid = c.pid(id);
+        let set = wait_until(Duration::from_secs(20), || {
+            signal_mask(pid, mask).is_some_and(|m| m & term != 0)
+        });
+        assert!(set, "{id} (pid {pid}) never showed TERM in {mask}");
+    }
     stop(c, &polite, 60);
     stop(c, &stubborn, 2);
     let (p, s) = (c.status(&polite), c.status(&stubborn));
