@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use k8s_cri::v1::*;
 
 use crate::cri::{busybox_container, host_network_pod, CriDaemon, K8S_NS};
-use crate::daemons::{log_tail, pinc_abs, wait_until, Containerd};
+use crate::daemons::{log_tail, pinc_abs, wait_until, Containerd, Scenarios};
 
 /// Every handler a scenario runs through; the first is the reference.
 pub const HANDLERS: [&str; 3] = ["runc", "pinc-runc", "pinc"];
@@ -142,10 +142,16 @@ struct Outcome {
 }
 
 /// A private containerd with all handlers, and the outcomes so far.
+///
+/// Scenarios are selected by name as everywhere else
+/// ([`Scenarios`]: `PINC_SCENARIOS=a,b`); the daemon starts with the first
+/// selected one, so a suite none of whose scenarios is selected costs nothing.
 pub struct Suite {
     // Field order is drop order: the daemon stops before the cgroup parent goes.
-    pub d: CriDaemon,
-    parent: CgroupParent,
+    started: Option<(CriDaemon, CgroupParent)>,
+    tag: String,
+    select: Scenarios,
+    not_selected: Vec<String>,
     outcomes: Vec<Outcome>,
     took: Vec<(String, Duration)>,
 }
@@ -153,28 +159,41 @@ pub struct Suite {
 impl Suite {
     /// `tag` names the suite's cgroup parent (`/pinc-<tag>-<pid>`).
     pub fn start(tag: &str) -> Self {
-        let dir = shim_dir();
-        let parent = CgroupParent::new(tag);
-        let d = CriDaemon::start(vec![dir]);
         Self {
-            d,
-            parent,
+            started: None,
+            tag: tag.to_string(),
+            select: Scenarios::new(),
+            not_selected: Vec::new(),
             outcomes: Vec::new(),
             took: Vec::new(),
         }
     }
 
+    fn daemon(&mut self) -> (&mut CriDaemon, &CgroupParent) {
+        let (d, parent) = self.started.get_or_insert_with(|| {
+            let parent = CgroupParent::new(&self.tag);
+            (CriDaemon::start(vec![shim_dir()]), parent)
+        });
+        (d, parent)
+    }
+
     /// Runs `scenario` through every handler (runc first) and records where
     /// a handler panicked or observed other facts than runc.
     pub fn compare(&mut self, name: &str, scenario: impl Fn(&mut Ctx) -> Facts) {
+        if !self.select.selected(name) {
+            self.not_selected.push(name.to_string());
+            return;
+        }
         eprintln!("=== scenario: {name}");
         let start = Instant::now();
         for handler in HANDLERS {
+            let (d, parent) = self.daemon();
+            let parent = parent.0.clone();
             let mut ctx = Ctx {
-                d: &mut self.d,
+                d,
                 handler,
                 scenario: name.to_string(),
-                parent: self.parent.0.clone(),
+                parent,
                 pods: Vec::new(),
             };
             let result = catch_unwind(AssertUnwindSafe(|| scenario(&mut ctx))).map_err(|p| {
@@ -234,19 +253,30 @@ impl Suite {
             let failed = failures.iter().any(|f| f.starts_with(&format!("{n} [")));
             eprintln!("  {} {n} ({t:.1?})", if failed { "FAIL" } else { "PASS" });
         }
-        for root in [Containerd::runc_root(K8S_NS), self.d.shim_root.join(K8S_NS)] {
-            let left = self.d.pinc_ids(&root);
+        for name in &self.not_selected {
+            eprintln!("  not selected by PINC_SCENARIOS: {name}");
+        }
+        let Some((d, _parent)) = self.started.as_mut() else {
+            // Another test of the binary holds the selected scenarios.
+            eprintln!(
+                "skipped: PINC_SCENARIOS selects none of {}'s scenarios",
+                self.tag
+            );
+            return;
+        };
+        for root in [Containerd::runc_root(K8S_NS), d.shim_root.join(K8S_NS)] {
+            let left = d.pinc_ids(&root);
             if !left.is_empty() {
                 failures.push(format!("containers left in {}: {left:?}", root.display()));
             }
         }
-        self.d.client.remove_everything();
+        d.client.remove_everything();
         assert!(
             failures.is_empty(),
             "{} failure(s):\n{}\ncontainerd log:\n{}",
             failures.len(),
             failures.join("\n"),
-            log_tail(&self.d.containerd.log, 40)
+            log_tail(&d.containerd.log, 40)
         );
     }
 }

@@ -115,7 +115,8 @@ fn containerd_ctr_runs_containers_with_pinc() {
     s.run("ctr run --rm: stderr and exit code 0", || run_rm_stderr(&c));
 
     let script = "trap 'exit 0' TERM; while :; do sleep 1; done";
-    s.run("ctr run -d: running, state visible to pinc", || {
+    // The container the task scenarios below work on.
+    s.setup("ctr run -d: running, state visible to pinc", || {
         run_detached(&c, &pinc, &runc_root, script)
     });
 

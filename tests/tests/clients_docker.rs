@@ -377,6 +377,11 @@ fn stop_sigterm(d: &Dockerd, long_id: &str) {
 
 /// docker start of a stopped container.
 fn start_stopped(d: &Dockerd) {
+    // Stopped by the stop scenario; stopped here when that one was not run.
+    if inspect(d, "{{.State.Running}}", "long") == "true" {
+        d.ok(&["stop", "long"]);
+    }
+    assert_eq!(inspect(d, "{{.State.Running}}", "long"), "false");
     d.ok(&["start", "long"]);
     assert_eq!(inspect(d, "{{.State.Running}}", "long"), "true");
     let out = d.out(&["exec", "long", "echo", "again"]);
@@ -441,7 +446,12 @@ fn rm_force_running(d: &Dockerd) {
 
 /// engine shutdown stops running containers.
 fn engine_shutdown(d: &mut Dockerd) {
-    d.ok(&["rm", "-f", "long", "stubborn"]);
+    // Whatever the scenarios before left (those that were selected).
+    let left = d.ok(&["ps", "-aq"]);
+    let left: Vec<&str> = left.split_whitespace().collect();
+    if !left.is_empty() {
+        d.ok(&[&["rm", "-f"][..], &left].concat());
+    }
     // dockerd stops running containers on SIGTERM: TERM, and KILL after
     // the container's stop timeout.
     let last = d

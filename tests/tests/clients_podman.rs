@@ -262,6 +262,10 @@ fn rm_force_running(p: &Podman, ids: &mut Vec<String>) {
 
 /// podman rm of the stopped container.
 fn rm_stopped(p: &Podman) {
+    // Stopped by the stop scenario; stopped here when that one was not run.
+    if inspect(p, "{{.State.Status}}", "long") != "exited" {
+        p.ok(&["stop", "long"]);
+    }
     p.ok(&["rm", "long"]);
     let left = p.ok(&["ps", "-aq"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
