@@ -401,6 +401,12 @@ pub const ROOTLESS_USER: &str = "pinc-rootless";
 /// Creates [`ROOTLESS_USER`] once (Debian's useradd also gives it
 /// /etc/subuid and /etc/subgid ranges); returns its uid and gid.
 pub fn ensure_rootless_user() -> (u32, u32) {
+    // Tests of one binary run in parallel, and two concurrent useradds of
+    // the same name on a fresh machine can both succeed, the second
+    // replacing the first's uid: a test would then chown its files to a
+    // uid the user no longer has.
+    static USERADD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = USERADD.lock().unwrap_or_else(|e| e.into_inner());
     let id = |flag: &str| {
         Command::new("id")
             .args([flag, ROOTLESS_USER])
