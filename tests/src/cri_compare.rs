@@ -151,7 +151,6 @@ pub struct Suite {
     started: Option<(CriDaemon, CgroupParent)>,
     tag: String,
     select: Scenarios,
-    not_selected: Vec<String>,
     outcomes: Vec<Outcome>,
     took: Vec<(String, Duration)>,
 }
@@ -163,7 +162,6 @@ impl Suite {
             started: None,
             tag: tag.to_string(),
             select: Scenarios::new(),
-            not_selected: Vec::new(),
             outcomes: Vec::new(),
             took: Vec::new(),
         }
@@ -180,8 +178,7 @@ impl Suite {
     /// Runs `scenario` through every handler (runc first) and records where
     /// a handler panicked or observed other facts than runc.
     pub fn compare(&mut self, name: &str, scenario: impl Fn(&mut Ctx) -> Facts) {
-        if !self.select.selected(name) {
-            self.not_selected.push(name.to_string());
+        if !self.select.take(name) {
             return;
         }
         eprintln!("=== scenario: {name}");
@@ -253,7 +250,7 @@ impl Suite {
             let failed = failures.iter().any(|f| f.starts_with(&format!("{n} [")));
             eprintln!("  {} {n} ({t:.1?})", if failed { "FAIL" } else { "PASS" });
         }
-        for name in &self.not_selected {
+        for name in self.select.not_selected() {
             eprintln!("  not selected by PINC_SCENARIOS: {name}");
         }
         let Some((d, _parent)) = self.started.as_mut() else {

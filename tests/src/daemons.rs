@@ -364,14 +364,28 @@ impl Scenarios {
             .is_none_or(|f| f.iter().any(|part| name.contains(part.as_str())))
     }
 
+    /// Whether to run `name`; one that is not selected is listed as such
+    /// by [`Scenarios::finish`] (or [`Scenarios::not_selected`]).
+    pub fn take(&mut self, name: &str) -> bool {
+        let selected = self.selected(name);
+        if selected {
+            self.selected_ran += 1;
+        } else {
+            self.not_selected.push(name.to_string());
+        }
+        selected
+    }
+
+    /// The scenarios [`Scenarios::take`] turned down, in order.
+    pub fn not_selected(&self) -> &[String] {
+        &self.not_selected
+    }
+
     /// Runs one scenario, catching its panic, if it is selected.
     pub fn run(&mut self, name: &str, f: impl FnOnce()) {
-        if !self.selected(name) {
-            self.not_selected.push(name.to_string());
-            return;
+        if self.take(name) {
+            self.run_always(name, f);
         }
-        self.selected_ran += 1;
-        self.run_always(name, f);
     }
 
     /// A step later scenarios need (a shared container, say): it runs

@@ -74,17 +74,18 @@ fn hooked<'h>(
     Ok((m, out))
 }
 
-/// Starts a hooked container and waits until its init runs `sleep`. The
+/// Starts a hooked container, waits until its init runs `sleep`, and
+/// returns the init's pid. The
 /// startContainer hook runs in the container just before that exec, and
 /// `start` may return first (runc's does): a delete right after start
 /// could kill the hook mid-write, on any runtime, when the host is slow.
-fn start_hooked(h: &Harness, m: &Made<'_>) -> R {
+fn start_hooked(h: &Harness, m: &Made<'_>) -> Result<i64, String> {
     let pid = state_pid(h, &m.id)?;
     start(h, &m.id)?;
     for _ in 0..500 {
         let argv = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if argv == b"sleep\x001000\x00" {
-            return Ok(());
+            return Ok(pid);
         }
         ensure(alive(pid), || {
             format!("init {pid} ended before it ran sleep")
@@ -141,8 +142,7 @@ enum Field {
 fn hooks_state(h: &Harness, field: Field) -> R {
     let (m, out) = hooked(h, None)?;
     create(h, &m, &[])?;
-    let pid = h.state(&m.id)?["pid"].as_i64().unwrap_or(0);
-    start_hooked(h, &m)?;
+    let pid = start_hooked(h, &m)?;
     let r = err(h.rt(&["delete", "--force", &m.id]))?;
     ensure(r.ok(), || format!("delete --force: {}", r.why()))?;
     let bundle = m
